@@ -1,0 +1,468 @@
+import { type QuotaEngineOptions, type ResolvedConfig, resolveConfig } from './config.js';
+import { QuotaStoreError, QuotaValidationError } from './errors.js';
+import { type EvaluationContext, evaluateResource } from './evaluate.js';
+import type { MemoryStore } from './memory-store.js';
+import { type OperationPlan, Planner, type ResourcePlan } from './operation-plan.js';
+import { WindowCache } from './periods.js';
+import {
+  type Amounts,
+  type CommitResult,
+  type Lease,
+  LeaseHandle,
+  type Reservation,
+  ReservationHandle,
+} from './reservation.js';
+import type { ResourceName } from './resource-types.js';
+import type { QuotaCheckResult, QuotaDecision, QuotaStatusReport } from './results.js';
+import { RuleBook } from './rule-book.js';
+import type { QuotaStore, StoreReadResult } from './store.js';
+import type { Subject } from './subject.js';
+import {
+  toSubject,
+  validateAmount,
+  validateAmounts,
+  validateId,
+  validateResource,
+  validateTtl,
+} from './validation.js';
+
+/** Arguments of {@link QuotaEngine.checkQuota}. */
+export interface CheckQuotaRequest extends Subject {
+  resource: ResourceName;
+  /** Amount the caller is about to spend. Defaults to `1`. */
+  amount?: number;
+}
+
+/** Arguments of {@link QuotaEngine.recordUsage}. */
+export interface RecordUsageRequest extends Subject {
+  resource: ResourceName;
+  /** Amount spent. Negative releases a gauge (and is an error on a counter). */
+  amount: number;
+  /** The task the usage belongs to, kept with the usage record. */
+  taskId?: string;
+  /** A retried record with the same key is counted once (within `idempotencyTtlMs`). */
+  idempotencyKey?: string;
+  /** Free-form data kept with the usage record (model, provider, ...). */
+  metadata?: Record<string, unknown>;
+}
+
+/** Arguments of {@link QuotaEngine.consume}. */
+export interface ConsumeRequest extends Subject {
+  /** Amounts to take, by resource; all are admitted and recorded, or none. */
+  amounts: Amounts;
+}
+
+/** Arguments of {@link QuotaEngine.reserve}. */
+export interface ReserveRequest extends ConsumeRequest {
+  /** How long the hold lasts if never settled. Defaults to the engine's `reservationTtlMs`. */
+  ttlMs?: number;
+}
+
+/** Arguments of {@link QuotaEngine.acquire}. */
+export interface AcquireRequest extends Subject {
+  /** The gauge to take a slot of. Defaults to `'concurrent_tasks'`. */
+  resource?: ResourceName;
+  /** Slots to take. Defaults to `1`. */
+  amount?: number;
+  /** How long the lease lasts if never released. Defaults to the engine's `reservationTtlMs`. */
+  ttlMs?: number;
+}
+
+/** Every quota binding one subject. */
+export interface AllQuotasStatus {
+  subject: Subject;
+  /** One entry per resource that has a rule binding the subject. */
+  quotas: Record<string, QuotaStatusReport>;
+}
+
+/** The synchronous twins a store may offer (MemoryStore does) to skip a promise per call. */
+interface SyncStore {
+  readSync: MemoryStore['readSync'];
+  consumeSync: MemoryStore['consumeSync'];
+  recordSync: MemoryStore['recordSync'];
+  settleSync: MemoryStore['settleSync'];
+}
+
+const NO_VALUES: readonly number[] = Object.freeze([]);
+
+/**
+ * Creates a quota engine: it answers "may this subject spend this much?" and records what was
+ * spent, against the rules in `options`, in `options.store` (by default in memory).
+ *
+ * @throws QuotaConfigError naming the first bad option and the reason.
+ * @example
+ * const engine = createQuotaEngine({
+ *   defaults: {
+ *     llm_requests: { limit: 1000, period: 'per_day' },
+ *     llm_tokens: [{ limit: 1_000_000, period: 'per_day' },
+ *                  { limit: 20_000, period: 'per_minute', algorithm: 'sliding' }],
+ *   },
+ * });
+ * const { allowed, results } = await engine.consume({ userId: 'u1', amounts: { llm_requests: 1 } });
+ */
+export function createQuotaEngine(options: QuotaEngineOptions = {}): QuotaEngine {
+  return new QuotaEngine(options);
+}
+
+/** The quota engine. Create one with {@link createQuotaEngine}. */
+export class QuotaEngine {
+  readonly #config: ResolvedConfig;
+  readonly #store: QuotaStore;
+  readonly #sync: SyncStore | undefined;
+  readonly #ownsStore: boolean;
+  readonly #rules: RuleBook;
+  readonly #planner: Planner;
+  readonly #clock: () => number;
+  readonly #allowedWhenUnknown: boolean;
+
+  constructor(options: QuotaEngineOptions = {}) {
+    const config = resolveConfig(options);
+    this.#config = config;
+    this.#store = config.store;
+    this.#ownsStore = options?.store === undefined;
+    this.#sync = hasSyncTwins(config.store) ? config.store : undefined;
+    this.#rules = new RuleBook(config);
+    this.#planner = new Planner(this.#rules, new WindowCache(config.timeZone));
+    this.#clock = config.clock;
+    this.#allowedWhenUnknown = config.failureMode === 'open';
+  }
+
+  /** The IANA time zone windows align to. */
+  get timeZone(): string {
+    return this.#config.timeZone;
+  }
+
+  /**
+   * May the subject spend `amount` of `resource`? Reads only: `used` and `remaining` are the
+   * current state; `status` and `allowed` judge used + amount.
+   *
+   * @throws QuotaValidationError for bad input (nothing is read or changed).
+   */
+  async checkQuota(request: CheckQuotaRequest): Promise<QuotaCheckResult> {
+    requireObject(request, 'checkQuota');
+    const subject = toSubject(request);
+    const resource = validateResource(request.resource, this.#rules);
+    const amount =
+      request.amount === undefined ? 1 : validateAmount(resource, request.amount, false);
+    const now = this.#clock();
+    const plan = this.#planner.begin();
+    const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false);
+    const values = await this.#read(plan, subject, now);
+    return evaluateResource(resourcePlan, this.#context(values, now, false));
+  }
+
+  /**
+   * Records usage unconditionally (the spending happened). A repeated `idempotencyKey` is
+   * counted once. Returns the resource's state after recording.
+   *
+   * @throws QuotaValidationError for bad input (nothing is recorded).
+   */
+  async recordUsage(request: RecordUsageRequest): Promise<QuotaCheckResult> {
+    requireObject(request, 'recordUsage');
+    const subject = toSubject(request);
+    const resource = validateResource(request.resource, this.#rules);
+    const amount = validateAmount(resource, request.amount, true);
+    const { idempotencyKey } = request;
+    if (idempotencyKey !== undefined) validateId(idempotencyKey, 'idempotencyKey');
+    if (request.taskId !== undefined) validateId(request.taskId, 'taskId');
+    const now = this.#clock();
+    const plan = this.#planner.begin();
+    const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false);
+    if (plan.counters.length === 0) {
+      return evaluateResource(resourcePlan, this.#context(NO_VALUES, now, true));
+    }
+    const storeRequest = {
+      now,
+      subject,
+      counters: plan.counters,
+      idempotencyKey,
+      idempotencyTtlMs: this.#config.idempotencyTtlMs,
+    };
+    let outcome: { values: readonly number[]; duplicate: boolean } | null;
+    try {
+      outcome = this.#sync
+        ? this.#sync.recordSync(storeRequest)
+        : await this.#timed(this.#store.record(storeRequest));
+    } catch {
+      outcome = null;
+    }
+    if (outcome === null) {
+      return evaluateResource(resourcePlan, this.#context(null, now, false));
+    }
+    if (outcome.duplicate) {
+      // Already counted: report the state as it stands, with nothing requested.
+      const unchanged: ResourcePlan = { ...resourcePlan, amount: 0 };
+      return evaluateResource(unchanged, this.#context(outcome.values, now, false));
+    }
+    return evaluateResource(resourcePlan, this.#context(outcome.values, now, true));
+  }
+
+  /**
+   * Atomic check-and-record across every resource and rule: all admitted and recorded, or
+   * none.
+   *
+   * @throws QuotaValidationError for bad input (nothing is recorded).
+   */
+  async consume(request: ConsumeRequest): Promise<QuotaDecision> {
+    requireObject(request, 'consume');
+    const subject = toSubject(request);
+    const now = this.#clock();
+    const plan = this.#plan(validateAmounts(request.amounts), subject, now, true);
+    return this.#admit(plan, subject, now, undefined);
+  }
+
+  /**
+   * Holds `amounts` for the subject (admitted atomically like {@link consume}) until the
+   * reservation is committed with the actual amounts, released, or expires after `ttlMs`.
+   *
+   * @throws QuotaValidationError for bad input (nothing is held).
+   */
+  async reserve(request: ReserveRequest): Promise<Reservation> {
+    requireObject(request, 'reserve');
+    const subject = toSubject(request);
+    const ttlMs =
+      request.ttlMs === undefined ? this.#config.reservationTtlMs : validateTtl(request.ttlMs);
+    const now = this.#clock();
+    const plan = this.#plan(validateAmounts(request.amounts), subject, now, true);
+    const id = globalThis.crypto.randomUUID();
+    const decision = await this.#admit(plan, subject, now, { id, ttlMs });
+    const reserved = new Map<string, number>();
+    for (const resourcePlan of plan.resources) {
+      reserved.set(resourcePlan.resource, resourcePlan.amount);
+    }
+    return new ReservationHandle({
+      id,
+      allowed: decision.allowed,
+      results: decision.results,
+      expiresAt: now + ttlMs,
+      reserved,
+      settle: (held, actual) => this.#settle(id, subject, held, actual),
+      onSecondCommit: () => {
+        throw new QuotaValidationError(`Reservation ${id} was already committed`);
+      },
+    });
+  }
+
+  /**
+   * Takes a lease on a gauge (by default one `concurrent_tasks` slot), returned by
+   * `release()` or automatically after `ttlMs`.
+   *
+   * @throws QuotaValidationError for bad input (nothing is held).
+   */
+  async acquire(request: AcquireRequest): Promise<Lease> {
+    requireObject(request, 'acquire');
+    const resource = request.resource ?? 'concurrent_tasks';
+    const reservation = await this.reserve({
+      userId: request.userId,
+      agentId: request.agentId,
+      tenantId: request.tenantId,
+      runId: request.runId,
+      amounts: { [resource]: request.amount ?? 1 },
+      ttlMs: request.ttlMs,
+    } as ReserveRequest);
+    return new LeaseHandle(reservation, resource);
+  }
+
+  /**
+   * Where the subject stands on one resource, without a request.
+   *
+   * @throws QuotaValidationError for bad input.
+   */
+  async getQuotaStatus(resource: ResourceName, subject: Subject): Promise<QuotaStatusReport> {
+    requireObject(subject, 'getQuotaStatus');
+    const cleanSubject = toSubject(subject);
+    const name = validateResource(resource, this.#rules);
+    const now = this.#clock();
+    const plan = this.#planner.begin();
+    const resourcePlan = this.#planner.add(plan, name, 0, cleanSubject, now, false);
+    const values = await this.#read(plan, cleanSubject, now);
+    return toReport(evaluateResource(resourcePlan, this.#context(values, now, false)));
+  }
+
+  /**
+   * Where the subject stands on every resource that has a rule binding it, read at once.
+   *
+   * @throws QuotaValidationError for bad input.
+   */
+  async getAllQuotasStatus(subject: Subject): Promise<AllQuotasStatus> {
+    requireObject(subject, 'getAllQuotasStatus');
+    const cleanSubject = toSubject(subject);
+    const now = this.#clock();
+    const plan = this.#planner.begin();
+    for (const resource of this.#rules.resources()) {
+      this.#planner.add(plan, resource, 0, cleanSubject, now, false);
+    }
+    const values = await this.#read(plan, cleanSubject, now);
+    const context = this.#context(values, now, false);
+    const quotas: Record<string, QuotaStatusReport> = {};
+    for (const resourcePlan of plan.resources) {
+      if (resourcePlan.rules.length === 0) continue;
+      quotas[resourcePlan.resource] = toReport(evaluateResource(resourcePlan, context));
+    }
+    return { subject: cleanSubject, quotas };
+  }
+
+  /**
+   * Flushes what is buffered and closes the store if the engine created it (a store passed in
+   * options belongs to the caller, who may share it between engines).
+   */
+  async close(): Promise<void> {
+    if (this.#ownsStore) await this.#store.close?.();
+  }
+
+  #plan(
+    entries: readonly [string, unknown][],
+    subject: Subject,
+    now: number,
+    enforce: boolean,
+  ): OperationPlan {
+    // Every amount is validated before the store is asked anything, so bad input changes
+    // nothing.
+    const planner = this.#planner;
+    const plan = planner.begin();
+    for (const [name, value] of entries) {
+      const resource = validateResource(name, this.#rules);
+      const amount = validateAmount(resource, value, false);
+      planner.add(plan, resource, amount, subject, now, enforce);
+    }
+    return plan;
+  }
+
+  async #admit(
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+    hold: { id: string; ttlMs: number } | undefined,
+  ): Promise<QuotaDecision> {
+    let values: readonly number[] | null;
+    let allowed: boolean;
+    if (plan.perRequestRefused) {
+      values = await this.#read(plan, subject, now);
+      allowed = false;
+    } else if (plan.counters.length === 0) {
+      values = NO_VALUES;
+      allowed = true;
+    } else {
+      const storeRequest = { now, subject, counters: plan.counters, limits: plan.limits, hold };
+      try {
+        const outcome = this.#sync
+          ? this.#sync.consumeSync(storeRequest)
+          : await this.#timed(this.#store.consume(storeRequest));
+        values = outcome.values;
+        allowed = outcome.allowed;
+      } catch {
+        values = null;
+        allowed = this.#allowedWhenUnknown;
+      }
+    }
+    const context = this.#context(values, now, allowed && values !== null);
+    const results: Record<string, QuotaCheckResult> = {};
+    for (const resourcePlan of plan.resources) {
+      results[resourcePlan.resource] = evaluateResource(resourcePlan, context);
+    }
+    return { allowed, results };
+  }
+
+  async #settle(
+    id: string,
+    subject: Subject,
+    reserved: ReadonlyMap<string, number>,
+    actual: Amounts | null,
+  ): Promise<CommitResult> {
+    let entries: [string, unknown][] = [];
+    if (actual !== null) {
+      // A Map, not an object spread, so that no key of the caller's object can reach a
+      // prototype; missing resources keep their reserved amount.
+      const merged = new Map<string, unknown>(reserved);
+      for (const [name, value] of validateAmounts(actual, true)) merged.set(name, value);
+      entries = [...merged];
+    }
+    const now = this.#clock();
+    const plan = this.#plan(entries, subject, now, false);
+    const storeRequest = { now, subject, counters: plan.counters, reservationId: id };
+    let outcome: { values: readonly number[]; found: boolean };
+    try {
+      outcome = this.#sync
+        ? this.#sync.settleSync(storeRequest)
+        : await this.#timed(this.#store.settle(storeRequest));
+    } catch (error) {
+      throw error instanceof QuotaStoreError
+        ? error
+        : new QuotaStoreError(`Could not settle reservation ${id}: the store failed`, {
+            cause: error,
+          });
+    }
+    const context = this.#context(outcome.values, now, true);
+    const results: Record<string, QuotaCheckResult> = {};
+    for (const resourcePlan of plan.resources) {
+      results[resourcePlan.resource] = evaluateResource(resourcePlan, context);
+    }
+    return { expired: !outcome.found, results };
+  }
+
+  async #read(
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+  ): Promise<readonly number[] | null> {
+    if (plan.counters.length === 0) return NO_VALUES;
+    const request = { now, subject, counters: plan.counters };
+    try {
+      const outcome: StoreReadResult = this.#sync
+        ? this.#sync.readSync(request)
+        : await this.#timed(this.#store.read(request));
+      return outcome.values;
+    } catch {
+      return null;
+    }
+  }
+
+  #context(values: readonly number[] | null, now: number, applied: boolean): EvaluationContext {
+    return { values, now, applied, allowedWhenUnknown: this.#allowedWhenUnknown };
+  }
+
+  /** Bounds an asynchronous store call by `storeTimeoutMs`: a store never hangs the engine. */
+  #timed<T>(operation: Promise<T>): Promise<T> {
+    const timeoutMs = this.#config.storeTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new QuotaStoreError(`The quota store did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      // Never keep a process alive just for this timer (Node); absent elsewhere.
+      (timer as { unref?: () => void }).unref?.();
+    });
+    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+function hasSyncTwins(store: QuotaStore): store is QuotaStore & SyncStore {
+  const candidate = store as Partial<SyncStore>;
+  return (
+    typeof candidate.readSync === 'function' &&
+    typeof candidate.consumeSync === 'function' &&
+    typeof candidate.recordSync === 'function' &&
+    typeof candidate.settleSync === 'function'
+  );
+}
+
+function requireObject(value: unknown, method: string): void {
+  if (typeof value !== 'object' || value === null) {
+    throw new QuotaValidationError(`${method} expects an object argument`);
+  }
+}
+
+function toReport(result: QuotaCheckResult): QuotaStatusReport {
+  return {
+    resource: result.resource,
+    status: result.status,
+    used: result.used,
+    limit: result.limit,
+    remaining: result.remaining,
+    period: result.period,
+    resetAt: result.resetAt,
+    message: result.message,
+    rules: result.rules,
+  };
+}

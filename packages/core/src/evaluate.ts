@@ -1,0 +1,183 @@
+import type { ResourcePlan, RulePlan } from './operation-plan.js';
+import type { QuotaCheckResult, RuleEvaluation } from './results.js';
+import { fitsWithin, quotaMessage, statusOf } from './statuses.js';
+
+/** How the store's values relate to the operation being reported. */
+export interface EvaluationContext {
+  /** Counter values before the operation, by plan counter index; null when the store failed. */
+  readonly values: readonly number[] | null;
+  readonly now: number;
+  /** Whether the operation's amounts were added (consume/reserve admitted, record). */
+  readonly applied: boolean;
+  /** `allowed` for a decision the store could not make (failureMode). */
+  readonly allowedWhenUnknown: boolean;
+}
+
+/**
+ * Judges one resource of an operation: one {@link RuleEvaluation} per rule, and the
+ * top-level fields from the binding rule.
+ */
+export function evaluateResource(plan: ResourcePlan, context: EvaluationContext): QuotaCheckResult {
+  const { resource, amount } = plan;
+  if (plan.rules.length === 0) {
+    return {
+      allowed: true,
+      resource,
+      status: 'within_limit',
+      requested: amount,
+      used: 0,
+      limit: null,
+      remaining: null,
+      period: null,
+      resetAt: null,
+      scope: null,
+      message: quotaMessage('within_limit', resource, null, null),
+      rules: [],
+    };
+  }
+  const rules: RuleEvaluation[] = new Array(plan.rules.length);
+  for (let i = 0; i < plan.rules.length; i++) {
+    rules[i] = evaluateRule(plan.rules[i]!, amount, context);
+  }
+  const binding = pickBinding(rules);
+  const unknown = context.values === null;
+  let allowed = true;
+  let retryAfterMs: number | undefined;
+  let retryHelps = true;
+  for (const rule of rules) {
+    if (rule.mode !== 'enforce' || rule.allowed) continue;
+    allowed = false;
+    if (rule.retryAfterMs === undefined) retryHelps = false;
+    else if (retryAfterMs === undefined || rule.retryAfterMs > retryAfterMs) {
+      retryAfterMs = rule.retryAfterMs;
+    }
+  }
+  if (unknown) allowed = context.allowedWhenUnknown;
+  const result: QuotaCheckResult = {
+    allowed,
+    resource,
+    status: binding.status,
+    requested: amount,
+    used: binding.used,
+    limit: binding.limit,
+    remaining: binding.remaining,
+    period: binding.period,
+    resetAt: binding.resetAt,
+    scope: binding.scope,
+    message: quotaMessage(binding.status, resource, binding.limit, binding.remaining),
+    rules,
+  };
+  if (!allowed && retryHelps && retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+  return result;
+}
+
+function evaluateRule(plan: RulePlan, amount: number, context: EvaluationContext): RuleEvaluation {
+  const { rule, window } = plan;
+  const evaluation: RuleEvaluation = {
+    name: rule.name,
+    scope: rule.scope,
+    subjectId: plan.subjectId,
+    limit: rule.limit,
+    period: rule.period,
+    algorithm: rule.algorithm,
+    mode: rule.mode,
+    source: rule.source,
+    used: null,
+    remaining: null,
+    status: 'unknown',
+    allowed: context.allowedWhenUnknown,
+    resetAt: window === null ? null : new Date(window.end),
+  };
+  const { values } = context;
+  if (plan.counter === -1) {
+    // per_request: caps a single request and never accumulates.
+    evaluation.used = 0;
+    evaluation.remaining = rule.limit;
+    evaluation.status = statusOf(amount, rule.limit, rule.warningThreshold, rule.criticalThreshold);
+    evaluation.allowed = fitsWithin(amount, rule.limit);
+    return evaluation;
+  }
+  if (values === null) return evaluation;
+  const current = values[plan.counter]!;
+  const previous = plan.previous === -1 ? 0 : values[plan.previous]!;
+  const before = roundUsage(current + previous * plan.weight);
+  const total = before + amount;
+  const fits = fitsWithin(total, rule.limit);
+  // After a write, usage includes the amount (a gauge release never goes below 0); a read
+  // reports the state as it is and judges the request on top of it.
+  const used = context.applied ? Math.max(0, total) : before;
+  evaluation.used = used;
+  evaluation.remaining = Math.max(0, rule.limit - used);
+  evaluation.status = statusOf(
+    context.applied ? used : total,
+    rule.limit,
+    rule.warningThreshold,
+    rule.criticalThreshold,
+  );
+  evaluation.allowed = fits;
+  if (!fits) {
+    const retryAfterMs = retryAfter(plan, current, previous, amount, context.now);
+    if (retryAfterMs !== undefined) evaluation.retryAfterMs = retryAfterMs;
+  }
+  return evaluation;
+}
+
+/**
+ * Milliseconds until `amount` would fit under the rule, assuming no other usage; undefined
+ * when waiting cannot help (the amount exceeds the limit itself, or a total/gauge limit that
+ * only a release frees).
+ */
+function retryAfter(
+  plan: RulePlan,
+  current: number,
+  previous: number,
+  amount: number,
+  now: number,
+): number | undefined {
+  const { rule, window } = plan;
+  if (window === null || !fitsWithin(amount, rule.limit)) return undefined;
+  if (rule.algorithm === 'fixed') return window.end - now;
+  // Sliding estimate: current + previous * (end - t) / length. Find the first t where the
+  // estimate leaves room for `amount`, in this window or, failing that, the next one (where
+  // today's count becomes the weighted previous window).
+  const length = window.end - window.start;
+  const room = rule.limit - amount;
+  let at: number;
+  if (fitsWithin(current, room) && previous > 0) {
+    at = window.end - (length * (room - current)) / previous;
+  } else {
+    at = window.end + (current > 0 ? length * (1 - room / current) : 0);
+  }
+  return Math.max(1, Math.ceil(at - now));
+}
+
+/**
+ * The binding rule: when something refuses, the enforced refusal that frees up last; otherwise
+ * the rule with the least headroom (enforced rules before shadow ones).
+ */
+function pickBinding(rules: readonly RuleEvaluation[]): RuleEvaluation {
+  let best = rules[0]!;
+  for (let i = 1; i < rules.length; i++) {
+    const candidate = rules[i]!;
+    if (outranks(candidate, best)) best = candidate;
+  }
+  return best;
+}
+
+function outranks(a: RuleEvaluation, b: RuleEvaluation): boolean {
+  const aRefuses = a.mode === 'enforce' && !a.allowed;
+  const bRefuses = b.mode === 'enforce' && !b.allowed;
+  if (aRefuses !== bRefuses) return aRefuses;
+  if (aRefuses) return (a.retryAfterMs ?? Infinity) > (b.retryAfterMs ?? Infinity);
+  if ((a.mode === 'enforce') !== (b.mode === 'enforce')) return a.mode === 'enforce';
+  return headroom(a) < headroom(b);
+}
+
+function headroom(rule: RuleEvaluation): number {
+  return rule.remaining ?? Infinity;
+}
+
+// Sliding estimates are products of fractions; round away float noise such as 3.0000000000004.
+function roundUsage(value: number): number {
+  return Number.isInteger(value) ? value : Math.round(value * 1e6) / 1e6;
+}

@@ -1,0 +1,209 @@
+import { LRUCache } from 'lru-cache';
+import { ExpiryQueue } from './expiry-queue.js';
+import { fitsWithin } from './statuses.js';
+import type {
+  QuotaStore,
+  StoreConsumeRequest,
+  StoreConsumeResult,
+  StoreCounter,
+  StoreReadRequest,
+  StoreReadResult,
+  StoreRecordRequest,
+  StoreRecordResult,
+  StoreSettleRequest,
+  StoreSettleResult,
+} from './store.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Most counters kept; the least recently used are dropped beyond it (a dropped counter
+   * starts again from 0, so size it above your number of active subjects x rules).
+   * Defaults to `1_000_000`.
+   */
+  maxCounters?: number;
+  /** Most idempotency keys remembered. Defaults to `100_000`. */
+  maxIdempotencyKeys?: number;
+}
+
+const unitSize = () => 1;
+
+interface CounterEntry {
+  value: number;
+  /** Epoch ms (engine clock) after which the counter reads as 0; Infinity for never. */
+  expiresAt: number;
+}
+
+interface HeldReservation {
+  readonly id: string;
+  readonly expiresAt: number;
+  readonly keys: readonly string[];
+  readonly amounts: readonly number[];
+}
+
+/**
+ * The embedded default store: counters in a bounded LRU cache, one process.
+ *
+ * Every operation runs synchronously inside one call, so it is atomic within the process;
+ * for several processes or machines use `@quotakit/redis` or `@quotakit/postgres`.
+ * Time is the engine's clock (`now` of each request), never the wall clock, so injected
+ * clocks expire windows and reservations as they would in production.
+ *
+ * @example
+ * const engine = createQuotaEngine({ store: new MemoryStore({ maxCounters: 200_000 }) });
+ */
+export class MemoryStore implements QuotaStore {
+  readonly #counters: LRUCache<string, CounterEntry>;
+  readonly #idempotency: LRUCache<string, number>;
+  readonly #reservations = new Map<string, HeldReservation>();
+  readonly #expiries = new ExpiryQueue<HeldReservation>();
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const maxCounters = options.maxCounters ?? 1_000_000;
+    const maxIdempotencyKeys = options.maxIdempotencyKeys ?? 100_000;
+    for (const [name, value] of [
+      ['maxCounters', maxCounters],
+      ['maxIdempotencyKeys', maxIdempotencyKeys],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new RangeError(`MemoryStore option ${name} must be a positive integer`);
+      }
+    }
+    // Bounded by maxSize (each entry weighs 1) rather than `max`: lru-cache preallocates
+    // `max` slots up front, which would cost tens of MB and ~100 ms per store at the default.
+    this.#counters = new LRUCache({ maxSize: maxCounters, sizeCalculation: unitSize });
+    this.#idempotency = new LRUCache({ maxSize: maxIdempotencyKeys, sizeCalculation: unitSize });
+  }
+
+  /** Number of counters currently held (expired ones included until they are dropped). */
+  get size(): number {
+    return this.#counters.size;
+  }
+
+  read(request: StoreReadRequest): Promise<StoreReadResult> {
+    return Promise.resolve(this.readSync(request));
+  }
+
+  consume(request: StoreConsumeRequest): Promise<StoreConsumeResult> {
+    return Promise.resolve(this.consumeSync(request));
+  }
+
+  record(request: StoreRecordRequest): Promise<StoreRecordResult> {
+    return Promise.resolve(this.recordSync(request));
+  }
+
+  settle(request: StoreSettleRequest): Promise<StoreSettleResult> {
+    return Promise.resolve(this.settleSync(request));
+  }
+
+  async close(): Promise<void> {
+    this.#counters.clear();
+    this.#idempotency.clear();
+    this.#reservations.clear();
+  }
+
+  /** Synchronous {@link read}: lets the engine skip a promise on the in-memory hot path. */
+  readSync(request: StoreReadRequest): StoreReadResult {
+    this.#expireReservations(request.now);
+    return { values: this.#values(request.counters, request.now) };
+  }
+
+  /** Synchronous {@link consume}. */
+  consumeSync(request: StoreConsumeRequest): StoreConsumeResult {
+    const { now, counters, limits } = request;
+    this.#expireReservations(now);
+    const values = this.#values(counters, now);
+    for (const limit of limits) {
+      const amount = counters[limit.counter]!.amount;
+      let used = values[limit.counter]!;
+      if (limit.previous !== undefined) {
+        used += values[limit.previous]! * (limit.previousWeight ?? 0);
+      }
+      if (!fitsWithin(used + amount, limit.limit)) return { allowed: false, values };
+    }
+    this.#add(counters, now);
+    if (request.hold) this.#hold(request.hold.id, request.hold.ttlMs, counters, now);
+    return { allowed: true, values };
+  }
+
+  /** Synchronous {@link record}. */
+  recordSync(request: StoreRecordRequest): StoreRecordResult {
+    const { now, counters, idempotencyKey } = request;
+    this.#expireReservations(now);
+    const values = this.#values(counters, now);
+    if (idempotencyKey !== undefined) {
+      const seenUntil = this.#idempotency.get(idempotencyKey);
+      if (seenUntil !== undefined && seenUntil > now) return { duplicate: true, values };
+      this.#idempotency.set(idempotencyKey, now + request.idempotencyTtlMs);
+    }
+    this.#add(counters, now);
+    return { duplicate: false, values };
+  }
+
+  /** Synchronous {@link settle}. */
+  settleSync(request: StoreSettleRequest): StoreSettleResult {
+    const { now, counters } = request;
+    this.#expireReservations(now);
+    const held = this.#reservations.get(request.reservationId);
+    if (held) this.#return(held, now);
+    const values = this.#values(counters, now);
+    this.#add(counters, now);
+    return { found: held !== undefined, values };
+  }
+
+  #values(counters: readonly StoreCounter[], now: number): number[] {
+    const values = new Array<number>(counters.length);
+    for (let i = 0; i < counters.length; i++) {
+      const entry = this.#counters.get(counters[i]!.key);
+      values[i] = entry !== undefined && entry.expiresAt > now ? entry.value : 0;
+    }
+    return values;
+  }
+
+  #add(counters: readonly StoreCounter[], now: number): void {
+    for (const counter of counters) {
+      if (counter.amount === 0) continue;
+      const expiresAt = counter.ttlMs === null ? Number.POSITIVE_INFINITY : now + counter.ttlMs;
+      const entry = this.#counters.get(counter.key);
+      if (entry === undefined || entry.expiresAt <= now) {
+        if (counter.amount > 0)
+          this.#counters.set(counter.key, { value: counter.amount, expiresAt });
+        continue;
+      }
+      entry.value = Math.max(0, entry.value + counter.amount);
+      if (expiresAt > entry.expiresAt) entry.expiresAt = expiresAt;
+    }
+  }
+
+  #hold(id: string, ttlMs: number, counters: readonly StoreCounter[], now: number): void {
+    const keys: string[] = [];
+    const amounts: number[] = [];
+    for (const counter of counters) {
+      if (counter.amount > 0) {
+        keys.push(counter.key);
+        amounts.push(counter.amount);
+      }
+    }
+    const held: HeldReservation = { id, expiresAt: now + ttlMs, keys, amounts };
+    this.#reservations.set(id, held);
+    this.#expiries.push(held);
+  }
+
+  #return(held: HeldReservation, now: number): void {
+    this.#reservations.delete(held.id);
+    for (let i = 0; i < held.keys.length; i++) {
+      const entry = this.#counters.get(held.keys[i]!);
+      if (entry !== undefined && entry.expiresAt > now) {
+        entry.value = Math.max(0, entry.value - held.amounts[i]!);
+      }
+    }
+  }
+
+  #expireReservations(now: number): void {
+    if (this.#expiries.size === 0) return;
+    for (let held = this.#expiries.popExpired(now); held; held = this.#expiries.popExpired(now)) {
+      // Settled reservations stay in the queue until their time comes; skip those.
+      if (this.#reservations.get(held.id) === held) this.#return(held, now);
+    }
+  }
+}

@@ -1,0 +1,160 @@
+import type { TimeWindow, WindowCache } from './periods.js';
+import type { RuleBook } from './rule-book.js';
+import type { ResolvedRule } from './rules.js';
+import { fitsWithin } from './statuses.js';
+import type { StoreLimit } from './store.js';
+import type { Subject } from './subject.js';
+
+/** One rule of a planned operation, pointing at the counters it reads. */
+export interface RulePlan {
+  readonly rule: ResolvedRule;
+  readonly subjectId: string | null;
+  /** Index of the rule's counter in the plan; -1 for per_request rules (no counter). */
+  readonly counter: number;
+  /** Index of the previous window's counter for sliding rules; -1 otherwise. */
+  readonly previous: number;
+  /** Weight of the previous window for sliding rules (how much of it still counts). */
+  readonly weight: number;
+  /** The current window; null for total and per_request. */
+  readonly window: TimeWindow | null;
+}
+
+/** The rules of one resource in an operation. */
+export interface ResourcePlan {
+  readonly resource: string;
+  readonly amount: number;
+  readonly rules: readonly RulePlan[];
+}
+
+/** A counter as the plan builds it (ttl may grow when two rules share the counter). */
+export interface PlannedCounter {
+  key: string;
+  amount: number;
+  ttlMs: number | null;
+}
+
+/** A whole engine operation: every counter and limit of every rule it touches. */
+export interface OperationPlan {
+  readonly resources: ResourcePlan[];
+  readonly counters: PlannedCounter[];
+  readonly limits: StoreLimit[];
+  /** An enforced per_request rule refuses: the store must not be asked to add anything. */
+  perRequestRefused: boolean;
+}
+
+/**
+ * Turns (resource, amount) pairs and a subject into an {@link OperationPlan}: which
+ * counters to touch, with what TTLs, under which limits.
+ *
+ * Counter keys are `resource|period|windowStart|scope|id`. The id comes last and nothing
+ * before it contains `|`, so any id maps to exactly one key without escaping. Rules of the
+ * same scope, resource and period share a counter: usage is usage, whatever the limit.
+ */
+export class Planner {
+  readonly #rules: RuleBook;
+  readonly #windows: WindowCache;
+
+  constructor(rules: RuleBook, windows: WindowCache) {
+    this.#rules = rules;
+    this.#windows = windows;
+  }
+
+  /** Starts an empty plan. */
+  begin(): OperationPlan {
+    return { resources: [], counters: [], limits: [], perRequestRefused: false };
+  }
+
+  /**
+   * Adds one resource to `plan`. `enforce` adds the limits of enforced rules (consume and
+   * reserve); reads and unconditional records leave them out.
+   */
+  add(
+    plan: OperationPlan,
+    resource: string,
+    amount: number,
+    subject: Subject,
+    now: number,
+    enforce: boolean,
+  ): ResourcePlan {
+    const bound = this.#rules.rulesFor(resource, subject);
+    const rules: RulePlan[] = new Array(bound.length);
+    for (let i = 0; i < bound.length; i++) {
+      const { rule, subjectId } = bound[i]!;
+      rules[i] = this.#planRule(plan, rule, subjectId, amount, now, enforce);
+    }
+    const resourcePlan: ResourcePlan = { resource, amount, rules };
+    plan.resources.push(resourcePlan);
+    return resourcePlan;
+  }
+
+  #planRule(
+    plan: OperationPlan,
+    rule: ResolvedRule,
+    subjectId: string | null,
+    amount: number,
+    now: number,
+    enforce: boolean,
+  ): RulePlan {
+    const { period } = rule;
+    if (period === 'per_request') {
+      if (enforce && rule.mode === 'enforce' && !fitsWithin(amount, rule.limit)) {
+        plan.perRequestRefused = true;
+      }
+      return { rule, subjectId, counter: -1, previous: -1, weight: 0, window: null };
+    }
+    const tail = `|${rule.scope}|${subjectId ?? ''}`;
+    if (period === 'total') {
+      const counter = addCounter(plan, `${rule.resource}|total|${tail}`, amount, null);
+      if (enforce && rule.mode === 'enforce') plan.limits.push({ counter, limit: rule.limit });
+      return { rule, subjectId, counter, previous: -1, weight: 0, window: null };
+    }
+    const window = this.#windows.current(period, now);
+    const head = `${rule.resource}|${period}|`;
+    if (rule.algorithm === 'fixed') {
+      const counter = addCounter(
+        plan,
+        head + window.start.toString(36) + tail,
+        amount,
+        window.end - now,
+      );
+      if (enforce && rule.mode === 'enforce') plan.limits.push({ counter, limit: rule.limit });
+      return { rule, subjectId, counter, previous: -1, weight: 0, window };
+    }
+    // Sliding: the current counter must outlive its window by one more window, because the
+    // next window still reads it (weighted) as its previous one.
+    const length = window.end - window.start;
+    const counter = addCounter(
+      plan,
+      head + window.start.toString(36) + tail,
+      amount,
+      window.end - now + length,
+    );
+    const previousWindow = this.#windows.previous(period, now);
+    const previous = addCounter(plan, head + previousWindow.start.toString(36) + tail, 0, null);
+    const weight = (window.end - now) / length;
+    if (enforce && rule.mode === 'enforce') {
+      plan.limits.push({ counter, limit: rule.limit, previous, previousWeight: weight });
+    }
+    return { rule, subjectId, counter, previous, weight, window };
+  }
+}
+
+function addCounter(
+  plan: OperationPlan,
+  key: string,
+  amount: number,
+  ttlMs: number | null,
+): number {
+  const counters = plan.counters;
+  for (let i = 0; i < counters.length; i++) {
+    const existing = counters[i]!;
+    if (existing.key !== key) continue;
+    // Two rules on one counter (say a fixed and a sliding per-minute rule): add once, keep
+    // it as long as the longer-lived rule needs it.
+    if (amount !== 0) existing.amount = amount;
+    if (existing.ttlMs !== null && ttlMs !== null && ttlMs > existing.ttlMs) existing.ttlMs = ttlMs;
+    return i;
+  }
+  counters.push({ key, amount, ttlMs });
+  return counters.length - 1;
+}

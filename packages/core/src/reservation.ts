@@ -1,0 +1,160 @@
+import type { ResourceName } from './resource-types.js';
+import type { QuotaCheckResult } from './results.js';
+
+/** Amounts by resource, e.g. `{ llm_requests: 1, llm_tokens: 500 }`. */
+export type Amounts = Partial<Record<ResourceName, number>>;
+
+/** What a reservation's commit recorded. */
+export interface CommitResult {
+  /**
+   * True when the reservation had already expired (its hold was returned by ttlMs): the
+   * actual amounts were still recorded, since the spending happened.
+   */
+  expired: boolean;
+  /** Results after recording, by resource. */
+  results: Record<string, QuotaCheckResult>;
+}
+
+/**
+ * Amounts held for a subject until they are committed, released, or returned by themselves
+ * when `expiresAt` passes. Holding the estimate stops concurrent callers from all passing
+ * the same check.
+ *
+ * @example
+ * const reservation = await engine.reserve({ userId, amounts: { llm_tokens: 4000 }, ttlMs: 30_000 });
+ * if (!reservation.allowed) return refuse(reservation.results);
+ * try {
+ *   const reply = await callModel();
+ *   await reservation.commit({ llm_tokens: reply.usage.total_tokens });
+ * } finally {
+ *   await reservation.release(); // no-op after a commit
+ * }
+ */
+export interface Reservation {
+  /** Unique id of the reservation in the store. */
+  readonly id: string;
+  /** Whether every resource was admitted (and is now held). */
+  readonly allowed: boolean;
+  /** Results by resource; `used` includes the held amounts when admitted. */
+  readonly results: Record<string, QuotaCheckResult>;
+  /** When the hold is returned unless settled first. */
+  readonly expiresAt: Date;
+  /**
+   * Records the actual amounts (even above the estimate) and returns the rest of the hold.
+   * Resources missing from `actualAmounts` are committed at their reserved amount; pass 0 to
+   * return one whole. A refused reservation commits nothing.
+   *
+   * @throws QuotaValidationError for bad amounts or a second commit (nothing changes).
+   * @throws QuotaStoreError when the store fails; the hold then stays until it expires.
+   */
+  commit(actualAmounts?: Amounts): Promise<CommitResult>;
+  /** Returns the whole hold. Safe to call after a commit or twice: later calls do nothing. */
+  release(): Promise<void>;
+}
+
+/**
+ * A slot of a gauge (by default one `concurrent_tasks`) held until released or until
+ * `expiresAt` passes, so a crashed process leaks nothing.
+ */
+export interface Lease {
+  readonly id: string;
+  readonly allowed: boolean;
+  readonly result: QuotaCheckResult;
+  readonly expiresAt: Date;
+  /** Gives the slot back. Safe to call twice. */
+  release(): Promise<void>;
+}
+
+/** The engine side of a reservation: how to settle it in the store. */
+export type SettleFunction = (
+  reserved: ReadonlyMap<string, number>,
+  actualAmounts: Amounts | null,
+) => Promise<CommitResult>;
+
+const EMPTY_COMMIT: CommitResult = Object.freeze({ expired: false, results: {} }) as CommitResult;
+
+/** A {@link Reservation} bound to the engine that made it. */
+export class ReservationHandle implements Reservation {
+  readonly id: string;
+  readonly allowed: boolean;
+  readonly results: Record<string, QuotaCheckResult>;
+  readonly expiresAt: Date;
+  readonly #reserved: ReadonlyMap<string, number>;
+  readonly #settle: SettleFunction;
+  readonly #onSecondCommit: () => never;
+  #settled: boolean;
+
+  constructor(init: {
+    id: string;
+    allowed: boolean;
+    results: Record<string, QuotaCheckResult>;
+    expiresAt: number;
+    reserved: ReadonlyMap<string, number>;
+    settle: SettleFunction;
+    onSecondCommit: () => never;
+  }) {
+    this.id = init.id;
+    this.allowed = init.allowed;
+    this.results = init.results;
+    this.expiresAt = new Date(init.expiresAt);
+    this.#reserved = init.reserved;
+    this.#settle = init.settle;
+    this.#onSecondCommit = init.onSecondCommit;
+    // A refused reservation holds nothing: settling it is a no-op.
+    this.#settled = !init.allowed;
+  }
+
+  async commit(actualAmounts?: Amounts): Promise<CommitResult> {
+    if (this.#settled) {
+      if (!this.allowed) return EMPTY_COMMIT;
+      this.#onSecondCommit();
+    }
+    // Marked before the await so that a concurrent second commit or release cannot settle
+    // twice; a failed settle un-marks it so the caller may try again.
+    this.#settled = true;
+    try {
+      return await this.#settle(this.#reserved, actualAmounts ?? {});
+    } catch (error) {
+      this.#settled = false;
+      throw error;
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    try {
+      await this.#settle(this.#reserved, null);
+    } catch (error) {
+      this.#settled = false;
+      throw error;
+    }
+  }
+}
+
+/** A {@link Lease} over a one-resource reservation. */
+export class LeaseHandle implements Lease {
+  readonly #reservation: Reservation;
+  readonly result: QuotaCheckResult;
+
+  constructor(reservation: Reservation, resource: string) {
+    this.#reservation = reservation;
+    this.result = reservation.results[resource]!;
+  }
+
+  get id(): string {
+    return this.#reservation.id;
+  }
+
+  get allowed(): boolean {
+    return this.#reservation.allowed;
+  }
+
+  get expiresAt(): Date {
+    return this.#reservation.expiresAt;
+  }
+
+  release(): Promise<void> {
+    return this.#reservation.release();
+  }
+}

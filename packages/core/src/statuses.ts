@@ -1,0 +1,101 @@
+/**
+ * Where a subject stands against a limit. String values are part of the API.
+ *
+ * With r = used / limit (for a check, (used + requested) / limit):
+ * - `exceeded`: the request would take usage past the limit (or usage is already past it);
+ * - `at_limit`: r >= criticalThreshold (default 0.95);
+ * - `approaching_limit`: r >= warningThreshold (default 0.8);
+ * - `within_limit`: below that;
+ * - `unknown`: the store could not answer; `allowed` then follows the engine's `failureMode`.
+ */
+export const QuotaStatus = {
+  WITHIN_LIMIT: 'within_limit',
+  APPROACHING_LIMIT: 'approaching_limit',
+  AT_LIMIT: 'at_limit',
+  EXCEEDED: 'exceeded',
+  UNKNOWN: 'unknown',
+} as const;
+
+/** One of the five quota statuses. */
+export type QuotaStatus = (typeof QuotaStatus)[keyof typeof QuotaStatus];
+
+/** All five statuses, from the most relaxed to the most severe, then unknown. */
+export const QUOTA_STATUSES: readonly QuotaStatus[] = Object.freeze(Object.values(QuotaStatus));
+
+/** Default ratio of the limit at which a subject is `approaching_limit`. */
+export const DEFAULT_WARNING_THRESHOLD = 0.8;
+/** Default ratio of the limit at which a subject is `at_limit`. */
+export const DEFAULT_CRITICAL_THRESHOLD = 0.95;
+
+// Amounts may be fractional (cost_usd, sliding estimates); a tolerance keeps 0.1 + 0.2 within a
+// limit of 0.3 instead of refusing on a rounding error.
+const EPSILON = 1e-9;
+
+/** Whether `total` stays within `limit`, allowing for floating-point rounding. */
+export function fitsWithin(total: number, limit: number): boolean {
+  return total <= limit + EPSILON * Math.max(limit, 1);
+}
+
+/**
+ * The status of a usage level `total` (used + requested) against `limit`.
+ * A limit of 0 blocks the resource: nothing more fits, so it is `at_limit` at rest and
+ * `exceeded` for any positive request.
+ */
+export function statusOf(
+  total: number,
+  limit: number,
+  warningThreshold: number,
+  criticalThreshold: number,
+): QuotaStatus {
+  if (!fitsWithin(total, limit)) return 'exceeded';
+  if (limit === 0) return 'at_limit';
+  const ratio = total / limit;
+  if (ratio >= criticalThreshold) return 'at_limit';
+  if (ratio >= warningThreshold) return 'approaching_limit';
+  return 'within_limit';
+}
+
+/** How severe a status is, for picking the worst of several (unknown ranks lowest). */
+export function statusSeverity(status: QuotaStatus): number {
+  switch (status) {
+    case 'exceeded':
+      return 4;
+    case 'at_limit':
+      return 3;
+    case 'approaching_limit':
+      return 2;
+    case 'within_limit':
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/** Formats an amount for a message: integers as they are, fractions to at most 6 decimals. */
+export function formatAmount(amount: number): string {
+  return Number.isInteger(amount) ? String(amount) : String(Number(amount.toFixed(6)));
+}
+
+/**
+ * The human-readable message of a decision, exactly as the design fixes it, e.g.
+ * `Quota exceeded for llm_tokens. Limit: 1000000, cannot proceed.` or
+ * `Quota OK for llm_tokens. Remaining: 900000/1000000`.
+ */
+export function quotaMessage(
+  status: QuotaStatus,
+  resource: string,
+  limit: number | null,
+  remaining: number | null,
+): string {
+  if (status === 'unknown') {
+    return `Quota status unknown for ${resource}: the quota store did not answer.`;
+  }
+  if (limit === null) return `Quota OK for ${resource}. Remaining: unlimited`;
+  if (status === 'exceeded') {
+    return `Quota exceeded for ${resource}. Limit: ${formatAmount(limit)}, cannot proceed.`;
+  }
+  const tail = `${resource}. Remaining: ${formatAmount(remaining ?? 0)}/${formatAmount(limit)}`;
+  if (status === 'at_limit') return `Quota at limit for ${tail}`;
+  if (status === 'approaching_limit') return `Quota approaching limit for ${tail}`;
+  return `Quota OK for ${tail}`;
+}

@@ -1,0 +1,110 @@
+import type { Subject } from './subject.js';
+
+/**
+ * One counter an operation touches. Keys are built by the engine and identify the scope,
+ * subject id, resource, period and window; a store may prefix them but must treat them as
+ * opaque data (they contain arbitrary user ids).
+ */
+export interface StoreCounter {
+  /** Opaque key, unique per (scope, id, resource, period, window). */
+  readonly key: string;
+  /**
+   * Amount to add when the operation applies. 0 reads the counter without writing it;
+   * negative amounts release (values never go below 0).
+   */
+  readonly amount: number;
+  /** How long the counter must live from `now` once written; null keeps it forever. */
+  readonly ttlMs: number | null;
+}
+
+/**
+ * A limit the operation must respect. Usage is `value(counter)` plus, for sliding windows,
+ * `value(previous) * previousWeight`. The operation is admitted only if, for every limit,
+ * `usage + amount(counter) <= limit`; usage already past a limit refuses even an amount of 0.
+ */
+export interface StoreLimit {
+  /** Index into the request's counters. */
+  readonly counter: number;
+  readonly limit: number;
+  /** Index of the previous window's counter (sliding windows only). */
+  readonly previous?: number;
+  /** Weight of the previous window, in [0, 1]. */
+  readonly previousWeight?: number;
+}
+
+/** Fields every store request carries. */
+export interface StoreRequestBase {
+  /** The engine clock's current time in epoch ms: the store's only notion of time. */
+  readonly now: number;
+  /** Who the operation is for (a store may shard by tenant or user). */
+  readonly subject: Subject;
+  readonly counters: readonly StoreCounter[];
+}
+
+/** Read counters; nothing is written. */
+export type StoreReadRequest = StoreRequestBase;
+
+/** Check every limit and, if all admit, add every amount. */
+export interface StoreConsumeRequest extends StoreRequestBase {
+  readonly limits: readonly StoreLimit[];
+  /**
+   * Keep the added amounts as a reservation under this id until it is settled, or until
+   * `ttlMs` passes, when the store returns them by itself.
+   */
+  readonly hold?: { readonly id: string; readonly ttlMs: number };
+}
+
+/** Add every amount unconditionally, once per idempotency key. */
+export interface StoreRecordRequest extends StoreRequestBase {
+  /** When set, a second record with the same key within `idempotencyTtlMs` changes nothing. */
+  readonly idempotencyKey?: string;
+  readonly idempotencyTtlMs: number;
+}
+
+/** Return a reservation's held amounts and add the given ones, in one step. */
+export interface StoreSettleRequest extends StoreRequestBase {
+  readonly reservationId: string;
+}
+
+/** Counter values as they were before the operation (after a settle's return). */
+export interface StoreReadResult {
+  /** One value per request counter, in order. */
+  readonly values: readonly number[];
+}
+
+export interface StoreConsumeResult extends StoreReadResult {
+  /** True when every limit admitted and every amount was added; false when nothing was. */
+  readonly allowed: boolean;
+}
+
+export interface StoreRecordResult extends StoreReadResult {
+  /** True when the idempotency key had been seen: nothing was added. */
+  readonly duplicate: boolean;
+}
+
+export interface StoreSettleResult extends StoreReadResult {
+  /** False when the reservation had already been settled or had expired. */
+  readonly found: boolean;
+}
+
+/**
+ * The seam between the engine and where counters live. The engine plans a whole operation
+ * (every counter of every rule it touches) and hands it over at once, so a networked store
+ * can apply it in one round trip; the store decides.
+ *
+ * Guarantees every store must give (checked by `@quotakit/core/testing`):
+ * - each method is atomic: no other operation on the same counters interleaves with it, across
+ *   processes and machines for a shared store;
+ * - `consume` adds all amounts or none;
+ * - counters whose `ttlMs` has passed (by the requests' `now`) read as 0;
+ * - a reservation not settled within its `ttlMs` has its amounts returned;
+ * - values never go below 0.
+ */
+export interface QuotaStore {
+  read(request: StoreReadRequest): Promise<StoreReadResult>;
+  consume(request: StoreConsumeRequest): Promise<StoreConsumeResult>;
+  record(request: StoreRecordRequest): Promise<StoreRecordResult>;
+  settle(request: StoreSettleRequest): Promise<StoreSettleResult>;
+  /** Releases connections and timers. Optional. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,397 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createQuotaEngine } from '../engine.js';
+import type { QuotaStore, StoreCounter, StoreLimit } from '../store.js';
+import type { Subject } from '../subject.js';
+
+/** Options of {@link describeStoreContract}. */
+export interface StoreContractOptions {
+  /** Disposes the store after the suite (close connections). Defaults to `store.close()`. */
+  dispose?: (store: QuotaStore) => Promise<void> | void;
+  /**
+   * Operations fired at once in the race tests. Defaults to `2_000`; the engine-level race
+   * fires five times as many against a limit of a tenth.
+   */
+  concurrency?: number;
+}
+
+const SUBJECT: Subject = { userId: 'contract' };
+
+/**
+ * Registers the store contract as vitest tests: every {@link QuotaStore} must pass it
+ * (MemoryStore here, RedisStore and PostgresStore against real servers). Each test uses keys
+ * of its own, so a shared server needs no flushing.
+ *
+ * @example
+ * import { describeStoreContract } from '@quotakit/core/testing';
+ * describeStoreContract('RedisStore', () => new RedisStore({ client: new Redis() }));
+ */
+export function describeStoreContract(
+  name: string,
+  createStore: () => QuotaStore | Promise<QuotaStore>,
+  options: StoreContractOptions = {},
+): void {
+  const concurrency = options.concurrency ?? 2_000;
+
+  describe(`store contract: ${name}`, () => {
+    let store: QuotaStore;
+    let run = 0;
+    // Keys unique to this suite run and test, so that earlier runs on a shared server or
+    // other tests cannot interfere.
+    const suiteId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const keys = (...names: string[]) => {
+      run += 1;
+      return names.map((n) => `contract|${suiteId}|${run}|${n}`);
+    };
+    const counter = (key: string, amount: number, ttlMs: number | null = 60_000): StoreCounter => ({
+      key,
+      amount,
+      ttlMs,
+    });
+    const now = 1_800_000_000_000;
+
+    beforeAll(async () => {
+      store = await createStore();
+    });
+    afterAll(async () => {
+      if (options.dispose) await options.dispose(store);
+      else await store.close?.();
+    });
+
+    const read = async (keyList: string[], at = now) =>
+      (await store.read({ now: at, subject: SUBJECT, counters: keyList.map((k) => counter(k, 0)) }))
+        .values;
+
+    it('reads counters that were never written as 0', async () => {
+      const [a, b] = keys('a', 'b');
+      expect(await read([a!, b!])).toEqual([0, 0]);
+    });
+
+    it('adds every amount when every limit admits, and returns the values before', async () => {
+      const [a, b] = keys('a', 'b');
+      const limits: StoreLimit[] = [
+        { counter: 0, limit: 10 },
+        { counter: 1, limit: 10 },
+      ];
+      const first = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 4), counter(b!, 7)],
+        limits,
+      });
+      expect(first).toMatchObject({ allowed: true, values: [0, 0] });
+      const second = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 6), counter(b!, 3)],
+        limits,
+      });
+      expect(second).toMatchObject({ allowed: true, values: [4, 7] });
+      expect(await read([a!, b!])).toEqual([10, 10]);
+    });
+
+    it('adds nothing when any one limit refuses (all or nothing)', async () => {
+      const [a, b] = keys('a', 'b');
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(b!, 9)],
+        idempotencyTtlMs: 1000,
+      });
+      const outcome = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 1), counter(b!, 2)],
+        limits: [
+          { counter: 0, limit: 100 },
+          { counter: 1, limit: 10 },
+        ],
+      });
+      expect(outcome).toMatchObject({ allowed: false, values: [0, 9] });
+      expect(await read([a!, b!])).toEqual([0, 9]);
+    });
+
+    it('refuses when usage is already past a limit, even for a zero amount', async () => {
+      const [a] = keys('a');
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 12)],
+        idempotencyTtlMs: 1000,
+      });
+      const outcome = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 0)],
+        limits: [{ counter: 0, limit: 10 }],
+      });
+      expect(outcome.allowed).toBe(false);
+    });
+
+    it('counts a counter without a limit but still checks the others', async () => {
+      const [shadow, enforced] = keys('shadow', 'enforced');
+      const outcome = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(shadow!, 50), counter(enforced!, 5)],
+        limits: [{ counter: 1, limit: 5 }],
+      });
+      expect(outcome.allowed).toBe(true);
+      expect(await read([shadow!, enforced!])).toEqual([50, 5]);
+    });
+
+    it('keeps fractional amounts exactly', async () => {
+      const [a] = keys('cost');
+      for (const amount of [0.1, 0.2, 0.25]) {
+        await store.consume({
+          now,
+          subject: SUBJECT,
+          counters: [counter(a!, amount)],
+          limits: [{ counter: 0, limit: 0.55 }],
+        });
+      }
+      const [value] = await read([a!]);
+      expect(value).toBeCloseTo(0.55, 9);
+      const refused = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 0.01)],
+        limits: [{ counter: 0, limit: 0.55 }],
+      });
+      expect(refused.allowed).toBe(false);
+    });
+
+    it('forgets a counter once its ttlMs has passed by the request clock', async () => {
+      const [a] = keys('a');
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 3, 1000)],
+        idempotencyTtlMs: 1000,
+      });
+      expect(await read([a!], now + 999)).toEqual([3]);
+      expect(await read([a!], now + 1000)).toEqual([0]);
+      const fresh = await store.consume({
+        now: now + 1000,
+        subject: SUBJECT,
+        counters: [counter(a!, 2, 1000)],
+        limits: [{ counter: 0, limit: 2 }],
+      });
+      expect(fresh).toMatchObject({ allowed: true, values: [0] });
+    });
+
+    it('keeps counters with a null ttlMs', async () => {
+      const [a] = keys('gauge');
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 2, null)],
+        idempotencyTtlMs: 1000,
+      });
+      expect(await read([a!], now + 400 * 86_400_000)).toEqual([2]);
+    });
+
+    it('weighs the previous window of a sliding limit', async () => {
+      const [current, previous] = keys('current', 'previous');
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(previous!, 10)],
+        idempotencyTtlMs: 1000,
+      });
+      const limits: StoreLimit[] = [{ counter: 0, limit: 10, previous: 1, previousWeight: 0.5 }];
+      const tooMuch = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(current!, 6), counter(previous!, 0, null)],
+        limits,
+      });
+      expect(tooMuch.allowed).toBe(false);
+      const fits = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(current!, 5), counter(previous!, 0, null)],
+        limits,
+      });
+      expect(fits).toMatchObject({ allowed: true, values: [0, 10] });
+      expect(await read([current!, previous!])).toEqual([5, 10]);
+    });
+
+    it('records unconditionally, once per idempotency key while the key is remembered', async () => {
+      const [a] = keys('a');
+      const key = `idem-${suiteId}-${run}`;
+      const request = {
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 5)],
+        idempotencyKey: key,
+        idempotencyTtlMs: 10_000,
+      };
+      expect(await store.record(request)).toMatchObject({ duplicate: false, values: [0] });
+      expect(await store.record(request)).toMatchObject({ duplicate: true, values: [5] });
+      expect(await read([a!])).toEqual([5]);
+      const later = await store.record({ ...request, now: now + 10_000 });
+      expect(later.duplicate).toBe(false);
+      expect(await read([a!], now + 10_000)).toEqual([10]);
+    });
+
+    it('never lets a value go below 0', async () => {
+      const [a] = keys('gauge');
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 2, null)],
+        idempotencyTtlMs: 1000,
+      });
+      await store.record({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, -5, null)],
+        idempotencyTtlMs: 1000,
+      });
+      expect(await read([a!])).toEqual([0]);
+    });
+
+    it('holds a reservation until it is settled, then returns it and adds the actual amounts', async () => {
+      const [a, b] = keys('a', 'b');
+      const id = `res-${suiteId}-${run}`;
+      const held = await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 1), counter(b!, 500)],
+        limits: [{ counter: 1, limit: 1000 }],
+        hold: { id, ttlMs: 30_000 },
+      });
+      expect(held.allowed).toBe(true);
+      expect(await read([a!, b!])).toEqual([1, 500]);
+      const settled = await store.settle({
+        now: now + 10,
+        subject: SUBJECT,
+        reservationId: id,
+        counters: [counter(a!, 1), counter(b!, 720)],
+      });
+      expect(settled).toMatchObject({ found: true, values: [0, 0] });
+      expect(await read([a!, b!])).toEqual([1, 720]);
+      const again = await store.settle({
+        now: now + 20,
+        subject: SUBJECT,
+        reservationId: id,
+        counters: [],
+      });
+      expect(again.found).toBe(false);
+      expect(await read([a!, b!])).toEqual([1, 720]);
+    });
+
+    it('returns a reservation by itself once its ttlMs has passed', async () => {
+      const [a] = keys('a');
+      const id = `res-${suiteId}-${run}`;
+      await store.consume({
+        now,
+        subject: SUBJECT,
+        counters: [counter(a!, 3, null)],
+        limits: [{ counter: 0, limit: 3 }],
+        hold: { id, ttlMs: 5_000 },
+      });
+      expect(await read([a!], now + 4_999)).toEqual([3]);
+      expect(await read([a!], now + 5_000)).toEqual([0]);
+      const settled = await store.settle({
+        now: now + 6_000,
+        subject: SUBJECT,
+        reservationId: id,
+        counters: [counter(a!, 2, null)],
+      });
+      expect(settled.found).toBe(false);
+      expect(await read([a!], now + 6_000)).toEqual([2]);
+    });
+
+    it('keeps keys that differ only in awkward characters apart', async () => {
+      const ids = ['a:b', 'a', '{x}', '__proto__', 'constructor', 'emoji 🚀', ' ', 'x'.repeat(512)];
+      const base = keys('id')[0]!;
+      for (const [index, id] of ids.entries()) {
+        await store.record({
+          now,
+          subject: { userId: id },
+          counters: [counter(`${base}|${id}`, index + 1)],
+          idempotencyTtlMs: 1000,
+        });
+      }
+      const values = await read(ids.map((id) => `${base}|${id}`));
+      expect(values).toEqual(ids.map((_, index) => index + 1));
+    });
+
+    it(`admits exactly the limit when ${concurrency} consumes race`, async () => {
+      const [a] = keys('race');
+      const limit = Math.floor(concurrency / 4);
+      const outcomes = await Promise.all(
+        Array.from({ length: concurrency }, () =>
+          store.consume({
+            now,
+            subject: SUBJECT,
+            counters: [counter(a!, 1)],
+            limits: [{ counter: 0, limit }],
+          }),
+        ),
+      );
+      expect(outcomes.filter((o) => o.allowed)).toHaveLength(limit);
+      expect(await read([a!])).toEqual([limit]);
+    });
+
+    it(`admits exactly the limit when ${concurrency} reservations race, and settles them all`, async () => {
+      const [a] = keys('race');
+      const limit = Math.floor(concurrency / 4);
+      const ids = Array.from({ length: concurrency }, (_, i) => `race-${suiteId}-${run}-${i}`);
+      const outcomes = await Promise.all(
+        ids.map((id) =>
+          store.consume({
+            now,
+            subject: SUBJECT,
+            counters: [counter(a!, 1)],
+            limits: [{ counter: 0, limit }],
+            hold: { id, ttlMs: 60_000 },
+          }),
+        ),
+      );
+      expect(outcomes.filter((o) => o.allowed)).toHaveLength(limit);
+      await Promise.all(
+        ids.map((id) => store.settle({ now, subject: SUBJECT, reservationId: id, counters: [] })),
+      );
+      expect(await read([a!])).toEqual([0]);
+    });
+
+    describe('through the engine', () => {
+      it(`admits exactly 1 in 10 of ${concurrency * 5} concurrent consumes`, async () => {
+        let clock = now;
+        const engine = createQuotaEngine({
+          store,
+          clock: () => clock,
+          defaults: { llm_requests: { limit: concurrency / 2, period: 'per_day' } },
+        });
+        const userId = `engine-race-${suiteId}`;
+        const decisions = await Promise.all(
+          Array.from({ length: concurrency * 5 }, () =>
+            engine.consume({ userId, amounts: { llm_requests: 1 } }),
+          ),
+        );
+        expect(decisions.filter((d) => d.allowed)).toHaveLength(concurrency / 2);
+        const status = await engine.getQuotaStatus('llm_requests', { userId });
+        expect(status).toMatchObject({ used: concurrency / 2, remaining: 0, status: 'at_limit' });
+        clock += 86_400_000;
+        const nextDay = await engine.getQuotaStatus('llm_requests', { userId });
+        expect(nextDay.used).toBe(0);
+      });
+
+      it('commits a reservation above and below its estimate, across two engines', async () => {
+        const clock = () => now;
+        const defaults = { llm_tokens: { limit: 1000, period: 'per_day' as const } };
+        const first = createQuotaEngine({ store, clock, defaults });
+        const second = createQuotaEngine({ store, clock, defaults });
+        const userId = `engine-commit-${suiteId}`;
+        const below = await first.reserve({ userId, amounts: { llm_tokens: 400 } });
+        const above = await second.reserve({ userId, amounts: { llm_tokens: 400 } });
+        expect((await second.getQuotaStatus('llm_tokens', { userId })).used).toBe(800);
+        await below.commit({ llm_tokens: 100 });
+        await above.commit({ llm_tokens: 650 });
+        expect((await first.getQuotaStatus('llm_tokens', { userId })).used).toBe(750);
+      });
+    });
+  });
+}

@@ -1,0 +1,116 @@
+import { QuotaValidationError } from './errors.js';
+import { isBuiltInResource, resourceKind } from './resource-types.js';
+import type { RuleBook } from './rule-book.js';
+import { MAX_ID_LENGTH, type Subject } from './subject.js';
+
+const SUBJECT_FIELDS = ['userId', 'agentId', 'tenantId', 'runId'] as const;
+
+/**
+ * Reads the subject ids out of a request into a fresh object, so that nothing else the
+ * caller passed travels further. `undefined` and `null` mean "no id in that scope".
+ *
+ * @throws QuotaValidationError for an id that is not a string of 1 to 512 characters.
+ */
+export function toSubject(request: Subject): Subject {
+  const subject: Subject = {};
+  for (const field of SUBJECT_FIELDS) {
+    const id: unknown = request[field];
+    if (id === undefined || id === null) continue;
+    subject[field] = validateId(id, field);
+  }
+  return subject;
+}
+
+/**
+ * @throws QuotaValidationError unless `id` is a string of 1 to 512 characters.
+ */
+export function validateId(id: unknown, field: string): string {
+  if (typeof id !== 'string') {
+    throw new QuotaValidationError(`${field} must be a string, got ${describe(id)}`);
+  }
+  if (id.length === 0) throw new QuotaValidationError(`${field} must not be empty`);
+  if (id.length > MAX_ID_LENGTH) {
+    throw new QuotaValidationError(
+      `${field} must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`,
+    );
+  }
+  return id;
+}
+
+/**
+ * @throws QuotaValidationError unless `resource` is built in or named by some rule.
+ */
+export function validateResource(resource: unknown, rules: RuleBook): string {
+  if (typeof resource !== 'string') {
+    throw new QuotaValidationError(`resource must be a string, got ${describe(resource)}`);
+  }
+  if (!isBuiltInResource(resource) && !rules.has(resource)) {
+    throw new QuotaValidationError(
+      `Unknown resource "${resource.slice(0, 80)}": not a built-in resource and no rule names it`,
+    );
+  }
+  return resource;
+}
+
+/**
+ * An amount must be a finite number; it may be negative only where `allowRelease` is set
+ * and the resource is a gauge (a negative amount releases that much).
+ *
+ * @throws QuotaValidationError naming the resource and what was wrong.
+ */
+export function validateAmount(resource: string, amount: unknown, allowRelease: boolean): number {
+  if (typeof amount !== 'number' || Number.isNaN(amount)) {
+    throw new QuotaValidationError(
+      `Amount for ${resource} must be a number, got ${describe(amount)}`,
+    );
+  }
+  if (!Number.isFinite(amount)) {
+    throw new QuotaValidationError(`Amount for ${resource} must be finite, got ${amount}`);
+  }
+  if (amount < 0 && !(allowRelease && resourceKind(resource) === 'gauge')) {
+    throw new QuotaValidationError(
+      allowRelease
+        ? `Amount for ${resource} must not be negative (${resource} is a counter), got ${amount}`
+        : `Amount for ${resource} must not be negative, got ${amount}`,
+    );
+  }
+  return amount;
+}
+
+/**
+ * @throws QuotaValidationError unless `ttlMs` is a positive finite number of milliseconds.
+ */
+export function validateTtl(ttlMs: unknown, field = 'ttlMs'): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new QuotaValidationError(
+      `${field} must be a positive number of ms, got ${describe(ttlMs)}`,
+    );
+  }
+  return Math.ceil(ttlMs);
+}
+
+/**
+ * Reads an amounts object's own entries (a Map-safe copy: keys such as `__proto__` stay data).
+ *
+ * @throws QuotaValidationError unless `amounts` is a plain object naming at least one
+ * resource (or any object, when `allowEmpty`).
+ */
+export function validateAmounts(amounts: unknown, allowEmpty = false): [string, unknown][] {
+  if (typeof amounts !== 'object' || amounts === null || Array.isArray(amounts)) {
+    throw new QuotaValidationError(
+      `amounts must be an object of resource -> amount, got ${describe(amounts)}`,
+    );
+  }
+  const entries = Object.entries(amounts);
+  if (entries.length === 0 && !allowEmpty) {
+    throw new QuotaValidationError('amounts must name at least one resource');
+  }
+  return entries;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return typeof value;
+}
