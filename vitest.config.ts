@@ -7,12 +7,18 @@ export default defineConfig({
   resolve: {
     // Tests run against the sources; the packed tarballs are checked separately.
     alias: [
-      { find: /^@quotakit\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
+      {
+        find: /^@quotakit\/core\/testing$/,
+        replacement: src('./packages/core/src/testing/index.ts'),
+      },
       { find: /^@quotakit\/core$/, replacement: src('./packages/core/src/index.ts') },
     ],
   },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'],
+    // A JSON report per Node version, summed into CI's closing line by scripts/test-summary.mjs.
+    reporters: ['default', 'json'],
+    outputFile: { json: `test-output/vitest-node${process.versions.node.split('.')[0]}.json` },
     testTimeout: 20_000,
     hookTimeout: 30_000,
   },

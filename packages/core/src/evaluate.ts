@@ -1,6 +1,6 @@
 import type { ResourcePlan, RulePlan } from './operation-plan.js';
 import type { QuotaCheckResult, RuleEvaluation } from './results.js';
-import { fitsWithin, quotaMessage, statusOf } from './statuses.js';
+import { fitsWithin, quotaMessage, statusOf, statusSeverity } from './statuses.js';
 
 /** How the store's values relate to the operation being reported. */
 export interface EvaluationContext {
@@ -152,8 +152,10 @@ function retryAfter(
 }
 
 /**
- * The binding rule: when something refuses, the enforced refusal that frees up last; otherwise
- * the rule with the least headroom (enforced rules before shadow ones).
+ * The binding rule: when something refuses, the enforced refusal that frees up last;
+ * otherwise the rule with the least headroom (enforced rules before shadow ones). Headroom is
+ * judged relative to the limit, so the binding rule also carries the most severe status: 900
+ * of 1000 per day left binds before 3000 of 4000 per minute.
  */
 function pickBinding(rules: readonly RuleEvaluation[]): RuleEvaluation {
   let best = rules[0]!;
@@ -170,11 +172,16 @@ function outranks(a: RuleEvaluation, b: RuleEvaluation): boolean {
   if (aRefuses !== bRefuses) return aRefuses;
   if (aRefuses) return (a.retryAfterMs ?? Infinity) > (b.retryAfterMs ?? Infinity);
   if ((a.mode === 'enforce') !== (b.mode === 'enforce')) return a.mode === 'enforce';
-  return headroom(a) < headroom(b);
+  const severity = statusSeverity(a.status) - statusSeverity(b.status);
+  if (severity !== 0) return severity > 0;
+  const relative = relativeHeadroom(a) - relativeHeadroom(b);
+  if (relative !== 0) return relative < 0;
+  return (a.remaining ?? Infinity) < (b.remaining ?? Infinity);
 }
 
-function headroom(rule: RuleEvaluation): number {
-  return rule.remaining ?? Infinity;
+function relativeHeadroom(rule: RuleEvaluation): number {
+  if (rule.remaining === null) return Infinity;
+  return rule.limit === 0 ? 0 : rule.remaining / rule.limit;
 }
 
 // Sliding estimates are products of fractions; round away float noise such as 3.0000000000004.

@@ -33,7 +33,7 @@ export const QuotaPeriod = {
 /** How often a quota resets: one of the values of {@link QuotaPeriod}. */
 export type QuotaPeriod = (typeof QuotaPeriod)[keyof typeof QuotaPeriod];
 
-/** All seven quota periods, from `per_request` through `total` in the order of {@link QuotaPeriod}. */
+/** All seven quota periods, `per_request` through `total`, in the order of {@link QuotaPeriod}. */
 export const QUOTA_PERIODS: readonly QuotaPeriod[] = Object.freeze([
   QuotaPeriod.PER_REQUEST,
   QuotaPeriod.PER_MINUTE,
@@ -119,15 +119,17 @@ function calendarWindow(period: WindowedPeriod, at: number, timeZone: string): T
   let k = 0;
   let start = startOf(0);
   let end = startOf(1);
-  // If a zone ever fell back from after midnight to before it (00:30 -> 23:30), midnight would
-  // read twice and the next day would start at the first one; the repeated half hour, which reads
-  // as the old date, then lies in the next window. Stepping keeps windows tiling time in such
-  // cases; the bound only guards against corrupt tz data.
+  // Newfoundland (America/St_Johns, until 2010) fell back at 00:01 to 23:01 the day before, so
+  // midnight read twice and the new day starts at the first one; the repeated 23:01-24:00 reads as
+  // the old date yet lies in the new day's window. Stepping keeps windows tiling time there; the
+  // bound only guards against corrupt tz data.
   while (at >= end && k < 3) {
     k += 1;
     start = end;
     end = startOf(k + 1);
   }
+  // The mirror case, an instant before the start of its own date, is not known in tz data; it is
+  // handled anyway so that a future rule cannot produce a window that misses its instant.
   while (at < start && k > -3) {
     k -= 1;
     end = start;
@@ -144,10 +146,13 @@ function assertFinite(value: number, name: string): void {
 /**
  * The calendar window of `period` that contains the instant `at`, in `timeZone`.
  *
- * Windows are aligned to the local calendar: `per_minute` at :00 seconds, `per_hour` at local :00
- * minutes (in Asia/Kolkata, +05:30, that is UTC :30), `per_day` at local midnight, `per_week` on
- * Monday 00:00 and `per_month` on the 1st at 00:00. `end` is the next window's `start`, so a DST day
- * lasts 23 or 25 hours. In a fall-back overlap the repeated local hour is a separate one-hour window.
+ * Windows are aligned to the local calendar: `per_minute` at :00 seconds, `per_hour` at local
+ * :00 minutes (in Asia/Kolkata, +05:30, that is UTC :30), `per_day` at local midnight, `per_week`
+ * on Monday 00:00 and `per_month` on the 1st at 00:00. `end` is the next window's `start`, so a DST
+ * day lasts 23 or 25 hours. In a fall-back overlap the repeated local hour is a separate one-hour
+ * window. A day whose midnight is skipped starts where the clock jumps (01:00 in America/Santiago);
+ * one with two midnights starts at the first. An offset change inside an hour or minute (the
+ * 30-minute DST of Australia/Lord_Howe) ends that window early, so such windows are shorter.
  * Windows tile time: `start <= at < end`, and `windowAt(period, end, timeZone).start === end`.
  *
  * @param period - A period with windows (see {@link isWindowedPeriod}).

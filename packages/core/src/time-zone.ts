@@ -38,7 +38,10 @@ export interface LocalDateTime {
   readonly year: number;
   /** Month, 1 to 12. Out-of-range values roll over like `Date.UTC` (13 is January next year). */
   readonly month: number;
-  /** Day of the month. Out-of-range values roll over like `Date.UTC` (0 is the previous month's last day). */
+  /**
+   * Day of the month. Out-of-range values roll over like `Date.UTC` (0 is the previous month's
+   * last day).
+   */
   readonly day: number;
   /** Hour, 0 to 23. Defaults to 0. */
   readonly hour?: number;
@@ -59,7 +62,7 @@ type Zone = IntlZone | { readonly formatter: null };
 
 const UTC_ZONE: Zone = { formatter: null };
 
-/** 2001-12-22T03:10:10Z: in every zone its month (12) and day (21-23) tell the field order apart. */
+/** 2001-12-22T03:10:10Z: in every zone its month (12) and day (21-23) tell field order apart. */
 const PROBE_INSTANT = 1_008_990_610_000;
 
 /** Spellings of UTC recognised without building a formatter (compared upper-cased). */
@@ -329,7 +332,7 @@ function localToEpoch(zone: Zone, local: number): number {
   let earliest = Number.POSITIVE_INFINITY;
   for (const offset of [offsetBefore, offsetAfter]) {
     const candidate = local - offset;
-    // Both candidates are valid in an overlap; the earlier one is the first time the clock reads it.
+    // Both candidates are valid in an overlap; the earlier is the first time the clock reads it.
     if (candidate < earliest && offsetIn(zone, candidate) === offset) earliest = candidate;
   }
   if (earliest !== Number.POSITIVE_INFINITY) return earliest;
@@ -345,10 +348,10 @@ function localToEpoch(zone: Zone, local: number): number {
  * The instant (epoch ms) at which the wall clock in `timeZone` reads `local`, DST-correct.
  *
  * - If the reading occurs twice (a fall-back overlap), the earlier instant is returned.
- * - If it never occurs (a spring-forward gap), the first instant after the gap is returned, i.e. the
- *   transition itself: the first instant whose reading is at or after `local`. For zones that switch
- *   at midnight (America/Santiago, America/Havana) that makes `00:00` of the switch day resolve to
- *   the instant the day actually starts, at 01:00.
+ * - If it never occurs (a spring-forward gap), the first instant after the gap is returned, i.e.
+ *   the transition itself: the first instant whose reading is at or after `local`. For zones that
+ *   switch at midnight (America/Santiago, America/Havana) that makes `00:00` of the switch day
+ *   resolve to the instant the day actually starts, at 01:00.
  *
  * UTC takes a pure `Date.UTC` path that never consults `Intl`.
  *

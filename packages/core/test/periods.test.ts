@@ -470,6 +470,49 @@ const windowCases: readonly WindowCase[] = [
     end: '2026-11-02T05:00:00.000Z',
   },
 
+  // America/St_Johns fell back at 00:01 NDT (-02:30) to 23:01 NST (-03:30) until 2010, so on
+  // 2009-11-01 midnight read twice (02:30Z and 03:30Z) and 23:01-24:00 of October 31 repeated.
+  {
+    name: 'St Johns 2009-10-31 ends at the first midnight of November 1',
+    period: 'per_day',
+    zone: 'America/St_Johns',
+    at: '2009-11-01T02:29:59.999Z',
+    start: '2009-10-31T02:30:00.000Z',
+    end: '2009-11-01T02:30:00.000Z',
+  },
+  {
+    name: 'St Johns repeated 23:15 of October 31 lies in the November 1 window (25 h)',
+    period: 'per_day',
+    zone: 'America/St_Johns',
+    at: '2009-11-01T02:45:00.000Z',
+    start: '2009-11-01T02:30:00.000Z',
+    end: '2009-11-02T03:30:00.000Z',
+  },
+  {
+    name: 'St Johns repeated 23:15 of October 31 lies in the November window',
+    period: 'per_month',
+    zone: 'America/St_Johns',
+    at: '2009-11-01T02:45:00.000Z',
+    start: '2009-11-01T02:30:00.000Z',
+    end: '2009-12-01T03:30:00.000Z',
+  },
+  {
+    name: 'St Johns 00:00 NDT hour is cut to one minute by the 00:01 change',
+    period: 'per_hour',
+    zone: 'America/St_Johns',
+    at: '2009-11-01T02:30:30.000Z',
+    start: '2009-11-01T02:30:00.000Z',
+    end: '2009-11-01T02:31:00.000Z',
+  },
+  {
+    name: 'St Johns repeated 23:xx hour starts at the change (23:01 NST)',
+    period: 'per_hour',
+    zone: 'America/St_Johns',
+    at: '2009-11-01T02:31:00.000Z',
+    start: '2009-11-01T02:31:00.000Z',
+    end: '2009-11-01T03:30:00.000Z',
+  },
+
   // Australia/Lord_Howe shifts by 30 minutes: the change cuts the hour it falls in.
   {
     name: 'Lord Howe hour before fall-back (01:59:59.999 +11)',
@@ -695,6 +738,7 @@ const PROPERTY_ZONES = [
   'America/Havana',
   'Australia/Lord_Howe',
   'America/St_Johns',
+  'America/Goose_Bay',
   'Pacific/Chatham',
   'Asia/Kathmandu',
   'Pacific/Apia',
@@ -719,6 +763,8 @@ const TRANSITIONS = [
   '2011-12-30T10:00:00Z', // Pacific/Apia skipped 2011-12-30 entirely.
   '1972-01-07T00:44:30Z', // Africa/Monrovia moved from -00:44:30 to +00:00.
   '1985-12-31T18:30:00Z', // Asia/Kathmandu moved from +05:30 to +05:45.
+  '2009-11-01T02:31:00Z', // America/St_Johns fell back from 00:01 to 23:01 the day before.
+  '1989-10-29T03:01:00Z', // America/Goose_Bay, likewise.
 ].map(ms);
 
 /** Tiling violations for one instant, as messages; empty when all is well. */
@@ -961,7 +1007,7 @@ describe('time-zone helpers', () => {
     });
   });
 
-  it('converts wall-clock times, taking the earlier reading in overlaps and the jump in gaps', () => {
+  it('converts wall-clock times: the earlier reading in overlaps, the jump in gaps', () => {
     const berlin = 'Europe/Berlin';
     expect(iso(zonedDateTimeToEpoch({ year: 2026, month: 7, day: 1, hour: 12 }, berlin))).toBe(
       '2026-07-01T10:00:00.000Z',

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { createQuotaEngine } from '../src/engine.js';
+import { QuotaStoreError } from '../src/errors.js';
+import { MemoryStore } from '../src/memory-store.js';
+import type { QuotaStore } from '../src/store.js';
+
+/** A store whose every call fails the way a broken network store would. */
+function failingStore(how: 'reject' | 'hang'): QuotaStore {
+  const fail = () =>
+    how === 'reject'
+      ? Promise.reject(new Error('ECONNREFUSED 127.0.0.1:6379'))
+      : new Promise<never>(() => {});
+  return { read: fail, consume: fail, record: fail, settle: fail };
+}
+
+const defaults = { llm_requests: { limit: 10, period: 'per_day' as const } };
+
+describe('a failing store gives a defined answer', () => {
+  it.each(['open', 'closed'] as const)('fails %s with status unknown', async (failureMode) => {
+    const engine = createQuotaEngine({ store: failingStore('reject'), failureMode, defaults });
+    const decision = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(decision.allowed).toBe(failureMode === 'open');
+    expect(decision.results.llm_requests).toMatchObject({
+      status: 'unknown',
+      allowed: failureMode === 'open',
+      used: null,
+      remaining: null,
+      limit: 10,
+      message: 'Quota status unknown for llm_requests: the quota store did not answer.',
+    });
+    const check = await engine.checkQuota({ userId: 'u', resource: 'llm_requests' });
+    expect(check).toMatchObject({ status: 'unknown', allowed: failureMode === 'open' });
+    const status = await engine.getQuotaStatus('llm_requests', { userId: 'u' });
+    expect(status.status).toBe('unknown');
+  });
+
+  it('answers within storeTimeoutMs when the store hangs', async () => {
+    const engine = createQuotaEngine({
+      store: failingStore('hang'),
+      failureMode: 'closed',
+      storeTimeoutMs: 50,
+      defaults,
+    });
+    const started = performance.now();
+    const decision = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(decision.allowed).toBe(false);
+    expect(decision.results.llm_requests!.status).toBe('unknown');
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('reports a failed commit as a QuotaStoreError and lets the caller retry', async () => {
+    const memory = new MemoryStore();
+    let broken = false;
+    const flaky: QuotaStore = {
+      read: (r) => memory.read(r),
+      consume: (r) => memory.consume(r),
+      record: (r) => memory.record(r),
+      settle: (r) => (broken ? Promise.reject(new Error('connection reset')) : memory.settle(r)),
+    };
+    const engine = createQuotaEngine({ store: flaky, defaults });
+    const reservation = await engine.reserve({ userId: 'u', amounts: { llm_requests: 3 } });
+    broken = true;
+    await expect(reservation.commit({ llm_requests: 2 })).rejects.toBeInstanceOf(QuotaStoreError);
+    broken = false;
+    await reservation.commit({ llm_requests: 2 });
+    expect((await engine.getQuotaStatus('llm_requests', { userId: 'u' })).used).toBe(2);
+  });
+
+  it('uses an asynchronous store exactly like the in-memory one', async () => {
+    const memory = new MemoryStore();
+    // Only the asynchronous methods: the engine cannot take the synchronous fast path.
+    const asyncOnly: QuotaStore = {
+      read: (r) => memory.read(r),
+      consume: (r) => memory.consume(r),
+      record: (r) => memory.record(r),
+      settle: (r) => memory.settle(r),
+    };
+    const engine = createQuotaEngine({ store: asyncOnly, defaults });
+    const decisions = await Promise.all(
+      Array.from({ length: 50 }, () => engine.consume({ userId: 'u', amounts: { llm_requests: 1 } })),
+    );
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+  });
+});
