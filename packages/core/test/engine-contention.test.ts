@@ -15,7 +15,9 @@ describe('under contention the engine never admits past a limit', () => {
   it('admits exactly 1,000 of 10,000 concurrent consumes', async () => {
     const quota = engine();
     const decisions = await Promise.all(
-      Array.from({ length: 10_000 }, () => quota.consume({ userId: 'hot', amounts: { llm_requests: 1 } })),
+      Array.from({ length: 10_000 }, () =>
+        quota.consume({ userId: 'hot', amounts: { llm_requests: 1 } }),
+      ),
     );
     expect(decisions.filter((d) => d.allowed)).toHaveLength(1000);
     expect((await quota.getQuotaStatus('llm_requests', { userId: 'hot' })).used).toBe(1000);
@@ -36,7 +38,9 @@ describe('under contention the engine never admits past a limit', () => {
   });
 
   it('takes exactly as many concurrent leases as concurrent_tasks allows', async () => {
-    const quota = createQuotaEngine({ defaults: { concurrent_tasks: { limit: 4, period: 'total' } } });
+    const quota = createQuotaEngine({
+      defaults: { concurrent_tasks: { limit: 4, period: 'total' } },
+    });
     const leases = await Promise.all(
       Array.from({ length: 200 }, () => quota.acquire({ userId: 'hot', ttlMs: 60_000 })),
     );

@@ -77,7 +77,9 @@ describe('a failing store gives a defined answer', () => {
     };
     const engine = createQuotaEngine({ store: asyncOnly, defaults });
     const decisions = await Promise.all(
-      Array.from({ length: 50 }, () => engine.consume({ userId: 'u', amounts: { llm_requests: 1 } })),
+      Array.from({ length: 50 }, () =>
+        engine.consume({ userId: 'u', amounts: { llm_requests: 1 } }),
+      ),
     );
     expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
   });

@@ -57,7 +57,8 @@ describe('sliding windows', () => {
       clock: clock.now,
       defaults: { llm_tokens: { limit: 100, period: 'per_minute', algorithm: 'sliding' } },
     });
-    const spend = (amount: number) => engine.consume({ userId: 'u', amounts: { llm_tokens: amount } });
+    const spend = (amount: number) =>
+      engine.consume({ userId: 'u', amounts: { llm_tokens: amount } });
     expect((await spend(100)).allowed).toBe(true);
     // 15 s into the next minute, 75 % of the previous minute still counts: 75 used.
     clock.set('2026-11-28T12:01:15.000Z');
@@ -86,7 +87,11 @@ describe('sliding windows', () => {
     await fixed.consume({ userId: 'u', amounts: { llm_requests: 10 } });
     await sliding.consume({ userId: 'u', amounts: { llm_requests: 10 } });
     clock.set('2026-11-28T12:01:01.000Z');
-    expect((await fixed.consume({ userId: 'u', amounts: { llm_requests: 10 } })).allowed).toBe(true);
-    expect((await sliding.consume({ userId: 'u', amounts: { llm_requests: 10 } })).allowed).toBe(false);
+    expect((await fixed.consume({ userId: 'u', amounts: { llm_requests: 10 } })).allowed).toBe(
+      true,
+    );
+    expect((await sliding.consume({ userId: 'u', amounts: { llm_requests: 10 } })).allowed).toBe(
+      false,
+    );
   });
 });
