@@ -152,6 +152,29 @@ export class QuotaEngine {
   }
 
   /**
+   * {@link checkQuota} for several resources at once, read in one store round trip.
+   * Reads only; `allowed` is true when every resource would be admitted.
+   *
+   * @throws QuotaValidationError for bad input (nothing is read or changed).
+   */
+  async checkQuotas(request: ConsumeRequest): Promise<QuotaDecision> {
+    requireObject(request, 'checkQuotas');
+    const subject = toSubject(request);
+    const now = this.#clock();
+    const plan = this.#plan(validateAmounts(request.amounts), subject, now, false);
+    const values = await this.#read(plan, subject, now);
+    const context = this.#context(values, now, false);
+    const results: Record<string, QuotaCheckResult> = {};
+    let allowed = true;
+    for (const resourcePlan of plan.resources) {
+      const result = evaluateResource(resourcePlan, context);
+      results[resourcePlan.resource] = result;
+      if (!result.allowed) allowed = false;
+    }
+    return { allowed, results };
+  }
+
+  /**
    * Records usage unconditionally (the spending happened). A repeated `idempotencyKey` is
    * counted once. Returns the resource's state after recording.
    *
