@@ -59,6 +59,22 @@ export interface QuotaEngineOptions {
    * Networked stores time out sooner by themselves. Defaults to `10_000` ms.
    */
   storeTimeoutMs?: number;
+  /**
+   * How long an engine trusts what it read of an id's run-time overrides from a networked
+   * store before reading again (an in-process store is always read directly).
+   * Defaults to `5_000` ms.
+   */
+  overrideCacheTtlMs?: number;
+  /**
+   * Receives errors that have no caller to go to: a threshold listener that throws, a store
+   * that fails while reading overrides. Defaults to `console.warn`.
+   */
+  onError?: (error: unknown) => void;
+  /**
+   * OpenTelemetry spans and metrics through `@opentelemetry/api` (no-ops until the
+   * application registers an SDK). Defaults to `true`.
+   */
+  telemetry?: boolean;
 }
 
 /** Rules of one resource, grouped by scope. */
@@ -73,6 +89,11 @@ export interface ResolvedConfig {
   readonly idempotencyTtlMs: number;
   readonly reservationTtlMs: number;
   readonly storeTimeoutMs: number;
+  readonly overrideCacheTtlMs: number;
+  readonly onError: (error: unknown) => void;
+  readonly telemetry: boolean;
+  /** Default thresholds of rules that set none. */
+  readonly thresholds: { readonly warning: number; readonly critical: number };
   /** Default rules by resource. */
   readonly defaults: ReadonlyMap<string, ScopedRules>;
   /** Override rules: scope -> id -> resource -> rules. */
@@ -83,6 +104,18 @@ export interface ResolvedConfig {
   /** Every resource that some rule names. */
   readonly resources: ReadonlySet<string>;
 }
+
+const STORE_METHODS = [
+  'read',
+  'consume',
+  'record',
+  'settle',
+  'getOverrides',
+  'setOverride',
+  'removeOverride',
+  'listOverrides',
+  'claim',
+] as const;
 
 /** Resource names: letters, digits, `_`, `.`, `-`; they appear in keys and HTTP headers. */
 export const RESOURCE_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -105,8 +138,12 @@ const ruleSchema = z.strictObject({
     .optional(),
 });
 
-// Names that would alias Object.prototype members if a result map were ever a plain object.
-const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+/** Names that would alias Object.prototype members in a result map: never resource names. */
+export const RESERVED_RESOURCE_NAMES: ReadonlySet<string> = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+]);
 
 // Rule maps are only checked for shape here; each rule is validated on its own by
 // resolveRule, so that an error names the exact rule (a zod union would only say
@@ -122,7 +159,7 @@ const positiveMs = z.number().int('must be whole milliseconds').positive('must b
 
 const optionsSchema = z.strictObject({
   store: z
-    .custom<QuotaStore>(isQuotaStore, 'must implement read, consume, record and settle')
+    .custom<QuotaStore>(isQuotaStore, `must implement ${STORE_METHODS.join(', ')}`)
     .optional(),
   defaults: rulesSchema.optional(),
   overrides: z
@@ -143,13 +180,18 @@ const optionsSchema = z.strictObject({
   idempotencyTtlMs: positiveMs.optional(),
   reservationTtlMs: positiveMs.optional(),
   storeTimeoutMs: positiveMs.optional(),
+  overrideCacheTtlMs: z.number().int('must be whole milliseconds').min(0).optional(),
+  onError: z
+    .custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function')
+    .optional(),
+  telemetry: z.boolean().optional(),
 });
 
-/** Whether `value` has the four methods of the store contract. */
+/** Whether `value` has every method of the store contract. */
 export function isQuotaStore(value: unknown): value is QuotaStore {
   if (typeof value !== 'object' || value === null) return false;
   const store = value as Record<string, unknown>;
-  return ['read', 'consume', 'record', 'settle'].every((m) => typeof store[m] === 'function');
+  return STORE_METHODS.every((m) => typeof store[m] === 'function');
 }
 
 /** Throws the first zod issue as a QuotaConfigError with its path. */
@@ -246,6 +288,10 @@ export function resolveConfig(options: QuotaEngineOptions): ResolvedConfig {
     idempotencyTtlMs: input.idempotencyTtlMs ?? 86_400_000,
     reservationTtlMs: input.reservationTtlMs ?? 60_000,
     storeTimeoutMs: input.storeTimeoutMs ?? 10_000,
+    overrideCacheTtlMs: input.overrideCacheTtlMs ?? 5_000,
+    onError: input.onError ?? warnOnce,
+    telemetry: input.telemetry ?? true,
+    thresholds,
     defaults,
     overrides,
     resources,
@@ -314,7 +360,12 @@ function validateResourceName(resource: string, path: string): void {
   if (!RESOURCE_NAME_PATTERN.test(resource)) {
     throw new QuotaConfigError(path, 'resource names are 1 to 64 letters, digits, _, . or -');
   }
-  if (RESERVED_NAMES.has(resource)) {
+  if (RESERVED_RESOURCE_NAMES.has(resource)) {
     throw new QuotaConfigError(path, `'${resource}' is a reserved name`);
   }
+}
+
+// Errors without a caller (a failing listener, say) are worth one line each, not a crash.
+function warnOnce(error: unknown): void {
+  console.warn('[quotakit]', error instanceof Error ? error.message : error);
 }

@@ -1,6 +1,7 @@
 import { type QuotaEngineOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { QuotaStoreError, QuotaValidationError } from './errors.js';
 import { type EvaluationContext, evaluateResource } from './evaluate.js';
+import type { QuotaEngineEvents, ThresholdListener } from './events.js';
 import type { MemoryStore } from './memory-store.js';
 import { type OperationPlan, Planner, type ResourcePlan } from './operation-plan.js';
 import { WindowCache } from './periods.js';
@@ -14,9 +15,18 @@ import {
 } from './reservation.js';
 import type { ResourceName } from './resource-types.js';
 import type { QuotaCheckResult, QuotaDecision, QuotaStatusReport } from './results.js';
-import { RuleBook } from './rule-book.js';
-import type { QuotaStore, StoreReadResult } from './store.js';
+import { RuleBook, type RuntimeRules } from './rule-book.js';
+import { RuntimeOverrides, type SetQuotaRequest } from './runtime-overrides.js';
+import type {
+  OverrideFilter,
+  OverrideKey,
+  QuotaStore,
+  StoredOverride,
+  StoreReadResult,
+} from './store.js';
 import type { Subject } from './subject.js';
+import { type OperationTrace, QuotaTelemetry } from './telemetry.js';
+import { ThresholdNotifier } from './threshold-notifier.js';
 import {
   toSubject,
   validateAmount,
@@ -114,6 +124,9 @@ export class QuotaEngine {
   readonly #planner: Planner;
   readonly #clock: () => number;
   readonly #allowedWhenUnknown: boolean;
+  readonly #overrides: RuntimeOverrides;
+  readonly #notifier: ThresholdNotifier;
+  readonly #telemetry: QuotaTelemetry | undefined;
 
   constructor(options: QuotaEngineOptions = {}) {
     const config = resolveConfig(options);
@@ -125,6 +138,16 @@ export class QuotaEngine {
     this.#planner = new Planner(this.#rules, new WindowCache(config.timeZone));
     this.#clock = config.clock;
     this.#allowedWhenUnknown = config.failureMode === 'open';
+    this.#overrides = new RuntimeOverrides({
+      store: config.store,
+      clock: config.clock,
+      cacheTtlMs: config.overrideCacheTtlMs,
+      thresholds: config.thresholds,
+      timed: (operation) => this.#timed(operation),
+      onError: config.onError,
+    });
+    this.#notifier = new ThresholdNotifier(config.store, config.onError);
+    this.#telemetry = config.telemetry ? new QuotaTelemetry() : undefined;
   }
 
   /** The IANA time zone windows align to. */
@@ -140,15 +163,26 @@ export class QuotaEngine {
    */
   async checkQuota(request: CheckQuotaRequest): Promise<QuotaCheckResult> {
     requireObject(request, 'checkQuota');
-    const subject = toSubject(request);
-    const resource = validateResource(request.resource, this.#rules);
-    const amount =
-      request.amount === undefined ? 1 : validateAmount(resource, request.amount, false);
-    const now = this.#clock();
-    const plan = this.#planner.begin();
-    const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false);
-    const values = await this.#read(plan, subject, now);
-    return evaluateResource(resourcePlan, this.#context(values, now, false));
+    const traced = this.#telemetry?.begin('check');
+    try {
+      const subject = toSubject(request);
+      const runtime = this.#overrides.synchronous
+        ? this.#overrides.forSubjectSync(subject)
+        : await this.#overrides.forSubject(subject);
+      const resource = validateResource(request.resource, this.#rules, runtime);
+      const amount =
+        request.amount === undefined ? 1 : validateAmount(resource, request.amount, false);
+      const now = this.#clock();
+      const plan = this.#planner.begin();
+      const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
+      const values = await this.#read(plan, subject, now);
+      const result = evaluateResource(resourcePlan, this.#context(values, now, false));
+      if (traced) this.#telemetry!.end(traced, [result], false);
+      return result;
+    } catch (error) {
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
+    }
   }
 
   /**
@@ -159,19 +193,22 @@ export class QuotaEngine {
    */
   async checkQuotas(request: ConsumeRequest): Promise<QuotaDecision> {
     requireObject(request, 'checkQuotas');
-    const subject = toSubject(request);
-    const now = this.#clock();
-    const plan = this.#plan(validateAmounts(request.amounts), subject, now, false);
-    const values = await this.#read(plan, subject, now);
-    const context = this.#context(values, now, false);
-    const results: Record<string, QuotaCheckResult> = {};
-    let allowed = true;
-    for (const resourcePlan of plan.resources) {
-      const result = evaluateResource(resourcePlan, context);
-      results[resourcePlan.resource] = result;
-      if (!result.allowed) allowed = false;
+    const traced = this.#telemetry?.begin('check');
+    try {
+      const subject = toSubject(request);
+      const runtime = this.#overrides.synchronous
+        ? this.#overrides.forSubjectSync(subject)
+        : await this.#overrides.forSubject(subject);
+      const now = this.#clock();
+      const plan = this.#plan(validateAmounts(request.amounts), subject, now, false, runtime);
+      const values = await this.#read(plan, subject, now);
+      const decision = this.#decide(plan, this.#context(values, now, false), true);
+      if (traced) this.#telemetry!.end(traced, Object.values(decision.results), false);
+      return decision;
+    } catch (error) {
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
     }
-    return { allowed, results };
   }
 
   /**
@@ -182,42 +219,28 @@ export class QuotaEngine {
    */
   async recordUsage(request: RecordUsageRequest): Promise<QuotaCheckResult> {
     requireObject(request, 'recordUsage');
-    const subject = toSubject(request);
-    const resource = validateResource(request.resource, this.#rules);
-    const amount = validateAmount(resource, request.amount, true);
-    const { idempotencyKey } = request;
-    if (idempotencyKey !== undefined) validateId(idempotencyKey, 'idempotencyKey');
-    if (request.taskId !== undefined) validateId(request.taskId, 'taskId');
-    const now = this.#clock();
-    const plan = this.#planner.begin();
-    const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false);
-    if (plan.counters.length === 0) {
-      return evaluateResource(resourcePlan, this.#context(NO_VALUES, now, true));
-    }
-    const storeRequest = {
-      now,
-      subject,
-      counters: plan.counters,
-      idempotencyKey,
-      idempotencyTtlMs: this.#config.idempotencyTtlMs,
-    };
-    let outcome: { values: readonly number[]; duplicate: boolean } | null;
+    const traced = this.#telemetry?.begin('record');
     try {
-      outcome = this.#sync
-        ? this.#sync.recordSync(storeRequest)
-        : await this.#timed(this.#store.record(storeRequest));
-    } catch {
-      outcome = null;
+      const subject = toSubject(request);
+      const runtime = this.#overrides.synchronous
+        ? this.#overrides.forSubjectSync(subject)
+        : await this.#overrides.forSubject(subject);
+      const resource = validateResource(request.resource, this.#rules, runtime);
+      const amount = validateAmount(resource, request.amount, true);
+      const { idempotencyKey } = request;
+      if (idempotencyKey !== undefined) validateId(idempotencyKey, 'idempotencyKey');
+      if (request.taskId !== undefined) validateId(request.taskId, 'taskId');
+      const now = this.#clock();
+      const plan = this.#planner.begin();
+      const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
+      const result = await this.#record(plan, resourcePlan, subject, now, idempotencyKey);
+      if (traced) this.#telemetry!.end(traced, [result], result.status !== 'unknown');
+      if (this.#notifier.active) this.#notifier.observe([result], subject, now);
+      return result;
+    } catch (error) {
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
     }
-    if (outcome === null) {
-      return evaluateResource(resourcePlan, this.#context(null, now, false));
-    }
-    if (outcome.duplicate) {
-      // Already counted: report the state as it stands, with nothing requested.
-      const unchanged: ResourcePlan = { ...resourcePlan, amount: 0 };
-      return evaluateResource(unchanged, this.#context(outcome.values, now, false));
-    }
-    return evaluateResource(resourcePlan, this.#context(outcome.values, now, true));
   }
 
   /**
@@ -228,10 +251,21 @@ export class QuotaEngine {
    */
   async consume(request: ConsumeRequest): Promise<QuotaDecision> {
     requireObject(request, 'consume');
-    const subject = toSubject(request);
-    const now = this.#clock();
-    const plan = this.#plan(validateAmounts(request.amounts), subject, now, true);
-    return this.#admit(plan, subject, now, undefined);
+    const traced = this.#telemetry?.begin('consume');
+    try {
+      const subject = toSubject(request);
+      const runtime = this.#overrides.synchronous
+        ? this.#overrides.forSubjectSync(subject)
+        : await this.#overrides.forSubject(subject);
+      const now = this.#clock();
+      const plan = this.#plan(validateAmounts(request.amounts), subject, now, true, runtime);
+      const decision = await this.#admit(plan, subject, now, undefined);
+      this.#observe(traced, decision, subject, now);
+      return decision;
+    } catch (error) {
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
+    }
   }
 
   /**
@@ -242,28 +276,38 @@ export class QuotaEngine {
    */
   async reserve(request: ReserveRequest): Promise<Reservation> {
     requireObject(request, 'reserve');
-    const subject = toSubject(request);
-    const ttlMs =
-      request.ttlMs === undefined ? this.#config.reservationTtlMs : validateTtl(request.ttlMs);
-    const now = this.#clock();
-    const plan = this.#plan(validateAmounts(request.amounts), subject, now, true);
-    const id = globalThis.crypto.randomUUID();
-    const decision = await this.#admit(plan, subject, now, { id, ttlMs });
-    const reserved = new Map<string, number>();
-    for (const resourcePlan of plan.resources) {
-      reserved.set(resourcePlan.resource, resourcePlan.amount);
+    const traced = this.#telemetry?.begin('reserve');
+    try {
+      const subject = toSubject(request);
+      const ttlMs =
+        request.ttlMs === undefined ? this.#config.reservationTtlMs : validateTtl(request.ttlMs);
+      const runtime = this.#overrides.synchronous
+        ? this.#overrides.forSubjectSync(subject)
+        : await this.#overrides.forSubject(subject);
+      const now = this.#clock();
+      const plan = this.#plan(validateAmounts(request.amounts), subject, now, true, runtime);
+      const id = globalThis.crypto.randomUUID();
+      const decision = await this.#admit(plan, subject, now, { id, ttlMs });
+      this.#observe(traced, decision, subject, now);
+      const reserved = new Map<string, number>();
+      for (const resourcePlan of plan.resources) {
+        reserved.set(resourcePlan.resource, resourcePlan.amount);
+      }
+      return new ReservationHandle({
+        id,
+        allowed: decision.allowed,
+        results: decision.results,
+        expiresAt: now + ttlMs,
+        reserved,
+        settle: (held, actual) => this.#settle(id, subject, held, actual),
+        onSecondCommit: () => {
+          throw new QuotaValidationError(`Reservation ${id} was already committed`);
+        },
+      });
+    } catch (error) {
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
     }
-    return new ReservationHandle({
-      id,
-      allowed: decision.allowed,
-      results: decision.results,
-      expiresAt: now + ttlMs,
-      reserved,
-      settle: (held, actual) => this.#settle(id, subject, held, actual),
-      onSecondCommit: () => {
-        throw new QuotaValidationError(`Reservation ${id} was already committed`);
-      },
-    });
   }
 
   /**
@@ -294,10 +338,13 @@ export class QuotaEngine {
   async getQuotaStatus(resource: ResourceName, subject: Subject): Promise<QuotaStatusReport> {
     requireObject(subject, 'getQuotaStatus');
     const cleanSubject = toSubject(subject);
-    const name = validateResource(resource, this.#rules);
+    const runtime = this.#overrides.synchronous
+      ? this.#overrides.forSubjectSync(cleanSubject)
+      : await this.#overrides.forSubject(cleanSubject);
+    const name = validateResource(resource, this.#rules, runtime);
     const now = this.#clock();
     const plan = this.#planner.begin();
-    const resourcePlan = this.#planner.add(plan, name, 0, cleanSubject, now, false);
+    const resourcePlan = this.#planner.add(plan, name, 0, cleanSubject, now, false, runtime);
     const values = await this.#read(plan, cleanSubject, now);
     return toReport(evaluateResource(resourcePlan, this.#context(values, now, false)));
   }
@@ -310,10 +357,13 @@ export class QuotaEngine {
   async getAllQuotasStatus(subject: Subject): Promise<AllQuotasStatus> {
     requireObject(subject, 'getAllQuotasStatus');
     const cleanSubject = toSubject(subject);
+    const runtime = this.#overrides.synchronous
+      ? this.#overrides.forSubjectSync(cleanSubject)
+      : await this.#overrides.forSubject(cleanSubject);
     const now = this.#clock();
     const plan = this.#planner.begin();
-    for (const resource of this.#rules.resources()) {
-      this.#planner.add(plan, resource, 0, cleanSubject, now, false);
+    for (const resource of this.#rules.resources(runtime)) {
+      this.#planner.add(plan, resource, 0, cleanSubject, now, false, runtime);
     }
     const values = await this.#read(plan, cleanSubject, now);
     const context = this.#context(values, now, false);
@@ -326,10 +376,66 @@ export class QuotaEngine {
   }
 
   /**
-   * Flushes what is buffered and closes the store if the engine created it (a store passed in
-   * options belongs to the caller, who may share it between engines).
+   * Sets a run-time quota for one user, agent, tenant or run, kept in the store so that
+   * every engine on it applies it (others within `overrideCacheTtlMs`). It replaces that
+   * scope's configured rules for the resource, for that id only.
+   *
+   * @throws QuotaValidationError for a bad scope, id, resource or rule (nothing is stored).
+   * @example
+   * await engine.setQuota({ scope: 'user', id: 'u1', resource: 'llm_tokens', limit: 5_000_000, period: 'per_day' });
+   */
+  setQuota(request: SetQuotaRequest): Promise<StoredOverride> {
+    return this.#overrides.set(request);
+  }
+
+  /**
+   * Removes a run-time quota; the configured rules apply again. Resolves false when there
+   * was none.
+   *
+   * @throws QuotaValidationError for a bad scope, id or resource.
+   */
+  removeQuota(request: OverrideKey): Promise<boolean> {
+    return this.#overrides.remove(request);
+  }
+
+  /** Run-time quotas in the store, optionally for one scope and id. */
+  listQuotas(filter: OverrideFilter = {}): Promise<readonly StoredOverride[]> {
+    return this.#overrides.list(filter);
+  }
+
+  /**
+   * Subscribes to engine events. `'threshold'` fires when a subject's usage under a rule
+   * crosses into approaching_limit, at_limit or exceeded: once per window and status across
+   * every engine on the store. Listeners run off the hot path; returns an unsubscribe function.
+   *
+   * @example
+   * engine.on('threshold', (event) => console.log(event.subject, event.resource, event.status));
+   * engine.on('threshold', webhookNotifier({ url, secret }));
+   */
+  on<E extends keyof QuotaEngineEvents>(event: E, listener: ThresholdListener): () => void {
+    if (event !== 'threshold') {
+      throw new QuotaValidationError(
+        `Unknown event ${JSON.stringify(event)}: expected 'threshold'`,
+      );
+    }
+    if (typeof listener !== 'function') {
+      throw new QuotaValidationError('listener must be a function');
+    }
+    this.#notifier.add(listener);
+    return () => this.off(event, listener);
+  }
+
+  /** Unsubscribes a listener added with {@link on}. */
+  off<E extends keyof QuotaEngineEvents>(_event: E, listener: ThresholdListener): void {
+    this.#notifier.remove(listener);
+  }
+
+  /**
+   * Delivers what is buffered (notifications) and closes the store if the engine created it
+   * (a store passed in options belongs to the caller, who may share it between engines).
    */
   async close(): Promise<void> {
+    await this.#notifier.flush();
     if (this.#ownsStore) await this.#store.close?.();
   }
 
@@ -338,15 +444,16 @@ export class QuotaEngine {
     subject: Subject,
     now: number,
     enforce: boolean,
+    runtime: RuntimeRules | null,
   ): OperationPlan {
     // Every amount is validated before the store is asked anything, so bad input changes
     // nothing.
     const planner = this.#planner;
     const plan = planner.begin();
     for (const [name, value] of entries) {
-      const resource = validateResource(name, this.#rules);
+      const resource = validateResource(name, this.#rules, runtime);
       const amount = validateAmount(resource, value, false);
-      planner.add(plan, resource, amount, subject, now, enforce);
+      planner.add(plan, resource, amount, subject, now, enforce, runtime);
     }
     return plan;
   }
@@ -374,16 +481,51 @@ export class QuotaEngine {
         values = outcome.values;
         allowed = outcome.allowed;
       } catch {
+        // The decision says `unknown` and follows failureMode; telemetry shows the failure.
         values = null;
         allowed = this.#allowedWhenUnknown;
       }
     }
-    const context = this.#context(values, now, allowed && values !== null);
-    const results: Record<string, QuotaCheckResult> = {};
-    for (const resourcePlan of plan.resources) {
-      results[resourcePlan.resource] = evaluateResource(resourcePlan, context);
+    const decision = this.#decide(
+      plan,
+      this.#context(values, now, allowed && values !== null),
+      false,
+    );
+    decision.allowed = allowed;
+    return decision;
+  }
+
+  async #record(
+    plan: OperationPlan,
+    resourcePlan: ResourcePlan,
+    subject: Subject,
+    now: number,
+    idempotencyKey: string | undefined,
+  ): Promise<QuotaCheckResult> {
+    if (plan.counters.length === 0) {
+      return evaluateResource(resourcePlan, this.#context(NO_VALUES, now, true));
     }
-    return { allowed, results };
+    const storeRequest = {
+      now,
+      subject,
+      counters: plan.counters,
+      idempotencyKey,
+      idempotencyTtlMs: this.#config.idempotencyTtlMs,
+    };
+    let outcome: { values: readonly number[]; duplicate: boolean };
+    try {
+      outcome = this.#sync
+        ? this.#sync.recordSync(storeRequest)
+        : await this.#timed(this.#store.record(storeRequest));
+    } catch {
+      return evaluateResource(resourcePlan, this.#context(null, now, false));
+    }
+    if (outcome.duplicate) {
+      // Already counted: report the state as it stands, with nothing requested.
+      const unchanged: ResourcePlan = { ...resourcePlan, amount: 0 };
+      return evaluateResource(unchanged, this.#context(outcome.values, now, false));
+    }
+    return evaluateResource(resourcePlan, this.#context(outcome.values, now, true));
   }
 
   async #settle(
@@ -392,35 +534,71 @@ export class QuotaEngine {
     reserved: ReadonlyMap<string, number>,
     actual: Amounts | null,
   ): Promise<CommitResult> {
-    let entries: [string, unknown][] = [];
-    if (actual !== null) {
-      // A Map, not an object spread, so that no key of the caller's object can reach a
-      // prototype; missing resources keep their reserved amount.
-      const merged = new Map<string, unknown>(reserved);
-      for (const [name, value] of validateAmounts(actual, true)) merged.set(name, value);
-      entries = [...merged];
-    }
-    const now = this.#clock();
-    const plan = this.#plan(entries, subject, now, false);
-    const storeRequest = { now, subject, counters: plan.counters, reservationId: id };
-    let outcome: { values: readonly number[]; found: boolean };
+    const traced = this.#telemetry?.begin('commit');
     try {
-      outcome = this.#sync
-        ? this.#sync.settleSync(storeRequest)
-        : await this.#timed(this.#store.settle(storeRequest));
+      let entries: [string, unknown][] = [];
+      if (actual !== null) {
+        // A Map, not an object spread, so that no key of the caller's object can reach a
+        // prototype; missing resources keep their reserved amount.
+        const merged = new Map<string, unknown>(reserved);
+        for (const [name, value] of validateAmounts(actual, true)) merged.set(name, value);
+        entries = [...merged];
+      }
+      const runtime = this.#overrides.synchronous
+        ? this.#overrides.forSubjectSync(subject)
+        : await this.#overrides.forSubject(subject);
+      const now = this.#clock();
+      const plan = this.#plan(entries, subject, now, false, runtime);
+      const storeRequest = { now, subject, counters: plan.counters, reservationId: id };
+      let outcome: { values: readonly number[]; found: boolean };
+      try {
+        outcome = this.#sync
+          ? this.#sync.settleSync(storeRequest)
+          : await this.#timed(this.#store.settle(storeRequest));
+      } catch (error) {
+        throw error instanceof QuotaStoreError
+          ? error
+          : new QuotaStoreError(`Could not settle reservation ${id}: the store failed`, {
+              cause: error,
+            });
+      }
+      const decision = this.#decide(plan, this.#context(outcome.values, now, true), false);
+      const results = Object.values(decision.results);
+      if (traced) this.#telemetry!.end(traced, results, true);
+      if (this.#notifier.active) this.#notifier.observe(results, subject, now);
+      return { expired: !outcome.found, results: decision.results };
     } catch (error) {
-      throw error instanceof QuotaStoreError
-        ? error
-        : new QuotaStoreError(`Could not settle reservation ${id}: the store failed`, {
-            cause: error,
-          });
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
     }
-    const context = this.#context(outcome.values, now, true);
+  }
+
+  /** Evaluates every resource of a plan; `allowed` is the conjunction when `combine`. */
+  #decide(plan: OperationPlan, context: EvaluationContext, combine: boolean): QuotaDecision {
     const results: Record<string, QuotaCheckResult> = {};
+    let allowed = true;
     for (const resourcePlan of plan.resources) {
-      results[resourcePlan.resource] = evaluateResource(resourcePlan, context);
+      const result = evaluateResource(resourcePlan, context);
+      results[resourcePlan.resource] = result;
+      if (combine && !result.allowed) allowed = false;
     }
-    return { expired: !outcome.found, results };
+    return { allowed, results };
+  }
+
+  /** Telemetry and threshold notifications for an admitting operation. */
+  #observe(
+    traced: OperationTrace | undefined,
+    decision: QuotaDecision,
+    subject: Subject,
+    now: number,
+  ): void {
+    if (traced === undefined && !this.#notifier.active) return;
+    const results = Object.values(decision.results);
+    if (traced) {
+      const unknown = results.length > 0 && results[0]!.status === 'unknown';
+      this.#telemetry!.end(traced, results, decision.allowed && !unknown);
+    }
+    if (this.#notifier.active) this.#notifier.observe(results, subject, now);
   }
 
   async #read(

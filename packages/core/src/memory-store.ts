@@ -2,10 +2,14 @@ import { LRUCache } from 'lru-cache';
 import { ExpiryQueue } from './expiry-queue.js';
 import { fitsWithin } from './statuses.js';
 import type {
+  OverrideFilter,
+  OverrideKey,
   QuotaStore,
+  StoreClaimRequest,
   StoreConsumeRequest,
   StoreConsumeResult,
   StoreCounter,
+  StoredOverride,
   StoreReadRequest,
   StoreReadResult,
   StoreRecordRequest,
@@ -13,6 +17,7 @@ import type {
   StoreSettleRequest,
   StoreSettleResult,
 } from './store.js';
+import type { Subject } from './subject.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -24,6 +29,8 @@ export interface MemoryStoreOptions {
   maxCounters?: number;
   /** Most idempotency keys remembered. Defaults to `100_000`. */
   maxIdempotencyKeys?: number;
+  /** Most notification claims remembered. Defaults to `100_000`. */
+  maxClaims?: number;
 }
 
 const unitSize = () => 1;
@@ -55,15 +62,21 @@ interface HeldReservation {
 export class MemoryStore implements QuotaStore {
   readonly #counters: LRUCache<string, CounterEntry>;
   readonly #idempotency: LRUCache<string, number>;
+  readonly #claims: LRUCache<string, number>;
+  /** Overrides by `scope|id`, then by resource. Never evicted: they are configuration. */
+  readonly #overrides = new Map<string, Map<string, StoredOverride>>();
+  #overrideCount = 0;
   readonly #reservations = new Map<string, HeldReservation>();
   readonly #expiries = new ExpiryQueue<HeldReservation>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const maxCounters = options.maxCounters ?? 1_000_000;
     const maxIdempotencyKeys = options.maxIdempotencyKeys ?? 100_000;
+    const maxClaims = options.maxClaims ?? 100_000;
     for (const [name, value] of [
       ['maxCounters', maxCounters],
       ['maxIdempotencyKeys', maxIdempotencyKeys],
+      ['maxClaims', maxClaims],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < 1) {
         throw new RangeError(`MemoryStore option ${name} must be a positive integer`);
@@ -73,6 +86,7 @@ export class MemoryStore implements QuotaStore {
     // `max` slots up front, which would cost tens of MB and ~100 ms per store at the default.
     this.#counters = new LRUCache({ maxSize: maxCounters, sizeCalculation: unitSize });
     this.#idempotency = new LRUCache({ maxSize: maxIdempotencyKeys, sizeCalculation: unitSize });
+    this.#claims = new LRUCache({ maxSize: maxClaims, sizeCalculation: unitSize });
   }
 
   /** Number of counters currently held (expired ones included until they are dropped). */
@@ -96,10 +110,82 @@ export class MemoryStore implements QuotaStore {
     return Promise.resolve(this.settleSync(request));
   }
 
+  getOverrides(request: { readonly subject: Subject }): Promise<readonly StoredOverride[]> {
+    return Promise.resolve(this.getOverridesSync(request.subject));
+  }
+
+  setOverride(override: StoredOverride): Promise<void> {
+    const key = `${override.scope}|${override.id}`;
+    let byResource = this.#overrides.get(key);
+    if (byResource === undefined) {
+      byResource = new Map();
+      this.#overrides.set(key, byResource);
+    }
+    if (!byResource.has(override.resource)) this.#overrideCount += 1;
+    byResource.set(override.resource, freezeOverride(override));
+    return Promise.resolve();
+  }
+
+  removeOverride(key: OverrideKey): Promise<boolean> {
+    const byResource = this.#overrides.get(`${key.scope}|${key.id}`);
+    const removed = byResource?.delete(key.resource) ?? false;
+    if (removed) this.#overrideCount -= 1;
+    if (byResource?.size === 0) this.#overrides.delete(`${key.scope}|${key.id}`);
+    return Promise.resolve(removed);
+  }
+
+  listOverrides(filter: OverrideFilter): Promise<readonly StoredOverride[]> {
+    const found: StoredOverride[] = [];
+    for (const byResource of this.#overrides.values()) {
+      for (const override of byResource.values()) {
+        if (filter.scope !== undefined && override.scope !== filter.scope) continue;
+        if (filter.id !== undefined && override.id !== filter.id) continue;
+        found.push(override);
+      }
+    }
+    return Promise.resolve(found);
+  }
+
+  claim(request: StoreClaimRequest): Promise<boolean> {
+    return Promise.resolve(this.claimSync(request));
+  }
+
   async close(): Promise<void> {
     this.#counters.clear();
     this.#idempotency.clear();
+    this.#claims.clear();
     this.#reservations.clear();
+  }
+
+  /** Number of run-time overrides held: 0 lets the engine skip override lookups. */
+  get overrideCount(): number {
+    return this.#overrideCount;
+  }
+
+  /** Synchronous {@link getOverrides}. */
+  getOverridesSync(subject: Subject): StoredOverride[] {
+    const found: StoredOverride[] = [];
+    if (this.#overrideCount === 0) return found;
+    const ids: Array<[string, string | undefined]> = [
+      ['user', subject.userId],
+      ['agent', subject.agentId],
+      ['tenant', subject.tenantId],
+      ['run', subject.runId],
+    ];
+    for (const [scope, id] of ids) {
+      if (id === undefined) continue;
+      const byResource = this.#overrides.get(`${scope}|${id}`);
+      if (byResource !== undefined) found.push(...byResource.values());
+    }
+    return found;
+  }
+
+  /** Synchronous {@link claim}. */
+  claimSync(request: StoreClaimRequest): boolean {
+    const claimedUntil = this.#claims.get(request.key);
+    if (claimedUntil !== undefined && claimedUntil > request.now) return false;
+    this.#claims.set(request.key, request.now + request.ttlMs);
+    return true;
   }
 
   /** Synchronous {@link read}: lets the engine skip a promise on the in-memory hot path. */
@@ -206,4 +292,14 @@ export class MemoryStore implements QuotaStore {
       if (this.#reservations.get(held.id) === held) this.#return(held, now);
     }
   }
+}
+
+// Stored overrides are shared with every engine on the store: keep them immutable.
+function freezeOverride(override: StoredOverride): StoredOverride {
+  return Object.freeze({
+    scope: override.scope,
+    id: override.id,
+    resource: override.resource,
+    rules: Object.freeze(override.rules.map((rule) => Object.freeze({ ...rule }))),
+  });
 }

@@ -1,5 +1,5 @@
 import type { TimeWindow, WindowCache } from './periods.js';
-import type { RuleBook } from './rule-book.js';
+import type { RuleBook, RuntimeRules } from './rule-book.js';
 import type { ResolvedRule } from './rules.js';
 import { fitsWithin } from './statuses.js';
 import type { StoreLimit } from './store.js';
@@ -75,8 +75,9 @@ export class Planner {
     subject: Subject,
     now: number,
     enforce: boolean,
+    runtime: RuntimeRules | null = null,
   ): ResourcePlan {
-    const bound = this.#rules.rulesFor(resource, subject);
+    const bound = this.#rules.rulesFor(resource, subject, runtime);
     const rules: RulePlan[] = new Array(bound.length);
     for (let i = 0; i < bound.length; i++) {
       const { rule, subjectId } = bound[i]!;

@@ -1,3 +1,4 @@
+import type { QuotaRule } from './rules.js';
 import type { Subject } from './subject.js';
 
 /**
@@ -87,8 +88,40 @@ export interface StoreSettleResult extends StoreReadResult {
   readonly found: boolean;
 }
 
+/** Scopes that can carry per-id overrides (global rules have no id). */
+export type OverrideScope = 'user' | 'agent' | 'tenant' | 'run';
+
+/** A run-time override as a store keeps it: the rules of one resource for one id. */
+export interface StoredOverride {
+  readonly scope: OverrideScope;
+  readonly id: string;
+  readonly resource: string;
+  /** The rules as configured (validated by the engine before they are stored). */
+  readonly rules: readonly QuotaRule[];
+}
+
+/** Identifies one stored override. */
+export interface OverrideKey {
+  readonly scope: OverrideScope;
+  readonly id: string;
+  readonly resource: string;
+}
+
+/** Filters for listing overrides; both optional. */
+export interface OverrideFilter {
+  readonly scope?: OverrideScope;
+  readonly id?: string;
+}
+
+/** Claims a one-time key (threshold notifications) for `ttlMs` from `now`. */
+export interface StoreClaimRequest {
+  readonly now: number;
+  readonly key: string;
+  readonly ttlMs: number;
+}
+
 /**
- * The seam between the engine and where counters live. The engine plans a whole operation
+ * The seam between the engine and where counters (and run-time overrides) live. The engine plans a whole operation
  * (every counter of every rule it touches) and hands it over at once, so a networked store
  * can apply it in one round trip; the store decides.
  *
@@ -105,6 +138,19 @@ export interface QuotaStore {
   consume(request: StoreConsumeRequest): Promise<StoreConsumeResult>;
   record(request: StoreRecordRequest): Promise<StoreRecordResult>;
   settle(request: StoreSettleRequest): Promise<StoreSettleResult>;
+  /** Every override for any of the subject's ids (user, agent, tenant, run). */
+  getOverrides(request: { readonly subject: Subject }): Promise<readonly StoredOverride[]>;
+  /** Creates or replaces the override for (scope, id, resource). */
+  setOverride(override: StoredOverride): Promise<void>;
+  /** Deletes one override; resolves false when there was none. */
+  removeOverride(key: OverrideKey): Promise<boolean>;
+  /** Overrides matching the filter, in no particular order. */
+  listOverrides(filter: OverrideFilter): Promise<readonly StoredOverride[]>;
+  /**
+   * Atomically claims `key`: true for the first caller until `ttlMs` passes, false for every
+   * other caller meanwhile, across every engine sharing the store.
+   */
+  claim(request: StoreClaimRequest): Promise<boolean>;
   /** Releases connections and timers. Optional. */
   close?(): Promise<void>;
 }

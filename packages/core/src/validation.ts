@@ -1,6 +1,6 @@
 import { QuotaValidationError } from './errors.js';
 import { isBuiltInResource, resourceKind } from './resource-types.js';
-import type { RuleBook } from './rule-book.js';
+import type { RuleBook, RuntimeRules } from './rule-book.js';
 import { MAX_ID_LENGTH, type Subject } from './subject.js';
 
 const SUBJECT_FIELDS = ['userId', 'agentId', 'tenantId', 'runId'] as const;
@@ -40,11 +40,15 @@ export function validateId(id: unknown, field: string): string {
 /**
  * @throws QuotaValidationError unless `resource` is built in or named by some rule.
  */
-export function validateResource(resource: unknown, rules: RuleBook): string {
+export function validateResource(
+  resource: unknown,
+  rules: RuleBook,
+  runtime: RuntimeRules | null = null,
+): string {
   if (typeof resource !== 'string') {
     throw new QuotaValidationError(`resource must be a string, got ${describe(resource)}`);
   }
-  if (!isBuiltInResource(resource) && !rules.has(resource)) {
+  if (!isBuiltInResource(resource) && !rules.has(resource, runtime)) {
     throw new QuotaValidationError(
       `Unknown resource "${resource.slice(0, 80)}": not a built-in resource and no rule names it`,
     );

@@ -3,6 +3,7 @@ import { createQuotaEngine } from '../src/engine.js';
 import { QuotaStoreError } from '../src/errors.js';
 import { MemoryStore } from '../src/memory-store.js';
 import type { QuotaStore } from '../src/store.js';
+import { asyncView } from './async-store.js';
 
 /** A store whose every call fails the way a broken network store would. */
 function failingStore(how: 'reject' | 'hang'): QuotaStore {
@@ -10,7 +11,13 @@ function failingStore(how: 'reject' | 'hang'): QuotaStore {
     how === 'reject'
       ? Promise.reject(new Error('ECONNREFUSED 127.0.0.1:6379'))
       : new Promise<never>(() => {});
-  return { read: fail, consume: fail, record: fail, settle: fail };
+  return asyncView(new MemoryStore(), {
+    read: fail,
+    consume: fail,
+    record: fail,
+    settle: fail,
+    getOverrides: fail,
+  });
 }
 
 const defaults = { llm_requests: { limit: 10, period: 'per_day' as const } };
@@ -52,9 +59,7 @@ describe('a failing store gives a defined answer', () => {
     const memory = new MemoryStore();
     let broken = false;
     const flaky: QuotaStore = {
-      read: (r) => memory.read(r),
-      consume: (r) => memory.consume(r),
-      record: (r) => memory.record(r),
+      ...asyncView(memory),
       settle: (r) => (broken ? Promise.reject(new Error('connection reset')) : memory.settle(r)),
     };
     const engine = createQuotaEngine({ store: flaky, defaults });
@@ -67,14 +72,8 @@ describe('a failing store gives a defined answer', () => {
   });
 
   it('uses an asynchronous store exactly like the in-memory one', async () => {
-    const memory = new MemoryStore();
     // Only the asynchronous methods: the engine cannot take the synchronous fast path.
-    const asyncOnly: QuotaStore = {
-      read: (r) => memory.read(r),
-      consume: (r) => memory.consume(r),
-      record: (r) => memory.record(r),
-      settle: (r) => memory.settle(r),
-    };
+    const asyncOnly = asyncView(new MemoryStore());
     const engine = createQuotaEngine({ store: asyncOnly, defaults });
     const decisions = await Promise.all(
       Array.from({ length: 50 }, () =>

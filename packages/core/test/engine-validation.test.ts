@@ -251,7 +251,7 @@ describe('bad configuration throws a QuotaConfigError naming the path', () => {
       name: 'a store without the contract methods',
       options: { store: { get: () => 1 } },
       path: 'store',
-      reason: /read, consume, record and settle/,
+      reason: /must implement read, consume, record, settle, getOverrides/,
     },
     {
       name: 'an empty override id',

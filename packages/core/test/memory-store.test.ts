@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/memory-store.js';
 import { describeStoreContract } from '../src/testing/index.js';
+import { asyncView } from './async-store.js';
 
 describeStoreContract('MemoryStore', () => new MemoryStore(), { concurrency: 2_000 });
 
@@ -30,3 +31,12 @@ describe('MemoryStore', () => {
     expect(() => new MemoryStore({ maxIdempotencyKeys: 1.5 })).toThrow(/maxIdempotencyKeys/);
   });
 });
+
+// The same contract through only the asynchronous methods: the path a networked store takes.
+describeStoreContract(
+  'MemoryStore, asynchronous methods only',
+  () => asyncView(new MemoryStore()),
+  {
+    concurrency: 1_000,
+  },
+);

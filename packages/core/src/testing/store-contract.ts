@@ -357,6 +357,53 @@ export function describeStoreContract(
       expect(await read([a!])).toEqual([0]);
     });
 
+    it('stores, finds, lists and removes run-time overrides by scope and id', async () => {
+      const id = `ovr-${suiteId}:{x} 🚀`;
+      const other = `ovr-${suiteId}-other`;
+      const rule = { limit: 5, period: 'per_day' as const, scope: 'user' as const };
+      await store.setOverride({ scope: 'user', id, resource: 'llm_tokens', rules: [rule] });
+      await store.setOverride({
+        scope: 'agent',
+        id,
+        resource: 'llm_tokens',
+        rules: [{ ...rule, scope: 'agent' }],
+      });
+      await store.setOverride({
+        scope: 'user',
+        id: other,
+        resource: 'llm_requests',
+        rules: [rule],
+      });
+      const found = await store.getOverrides({ subject: { userId: id } });
+      expect(found).toEqual([{ scope: 'user', id, resource: 'llm_tokens', rules: [rule] }]);
+      const both = await store.getOverrides({ subject: { userId: id, agentId: id } });
+      expect(both.map((o) => o.scope).sort()).toEqual(['agent', 'user']);
+      // Replacing keeps one override per (scope, id, resource).
+      const replaced = { ...rule, limit: 7, algorithm: 'sliding' as const };
+      await store.setOverride({ scope: 'user', id, resource: 'llm_tokens', rules: [replaced] });
+      expect(await store.getOverrides({ subject: { userId: id } })).toEqual([
+        { scope: 'user', id, resource: 'llm_tokens', rules: [replaced] },
+      ]);
+      const listed = await store.listOverrides({ scope: 'user', id });
+      expect(listed).toHaveLength(1);
+      expect((await store.listOverrides({ id })).length).toBe(2);
+      expect(await store.removeOverride({ scope: 'user', id, resource: 'llm_tokens' })).toBe(true);
+      expect(await store.removeOverride({ scope: 'user', id, resource: 'llm_tokens' })).toBe(false);
+      expect(await store.getOverrides({ subject: { userId: id } })).toEqual([]);
+      await store.removeOverride({ scope: 'agent', id, resource: 'llm_tokens' });
+      await store.removeOverride({ scope: 'user', id: other, resource: 'llm_requests' });
+    });
+
+    it('grants a claim once until its ttlMs passes, even when claims race', async () => {
+      const key = `claim-${suiteId}-${run}`;
+      const claims = await Promise.all(
+        Array.from({ length: 50 }, () => store.claim({ now, key, ttlMs: 1_000 })),
+      );
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.claim({ now: now + 999, key, ttlMs: 1_000 })).toBe(false);
+      expect(await store.claim({ now: now + 1_000, key, ttlMs: 1_000 })).toBe(true);
+    });
+
     describe('through the engine', () => {
       it(`admits exactly 1 in 10 of ${concurrency * 5} concurrent consumes`, async () => {
         let clock = now;
@@ -391,6 +438,44 @@ export function describeStoreContract(
         await below.commit({ llm_tokens: 100 });
         await above.commit({ llm_tokens: 650 });
         expect((await first.getQuotaStatus('llm_tokens', { userId })).used).toBe(750);
+      });
+
+      it('shows a quota set through one engine to another engine on the store', async () => {
+        const clock = () => now;
+        const defaults = { llm_tokens: { limit: 1000, period: 'per_day' as const } };
+        const first = createQuotaEngine({ store, clock, defaults, overrideCacheTtlMs: 0 });
+        const second = createQuotaEngine({ store, clock, defaults, overrideCacheTtlMs: 0 });
+        const userId = `engine-override-${suiteId}`;
+        await first.setQuota({
+          scope: 'user',
+          id: userId,
+          resource: 'llm_tokens',
+          limit: 50,
+          period: 'per_day',
+        });
+        const refused = await second.consume({ userId, amounts: { llm_tokens: 60 } });
+        expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 50 });
+        await second.removeQuota({ scope: 'user', id: userId, resource: 'llm_tokens' });
+        expect((await first.consume({ userId, amounts: { llm_tokens: 60 } })).allowed).toBe(true);
+      });
+
+      it('notifies each threshold crossing once across two engines', async () => {
+        const clock = () => now;
+        const defaults = { llm_requests: { limit: 10, period: 'per_day' as const } };
+        const first = createQuotaEngine({ store, clock, defaults });
+        const second = createQuotaEngine({ store, clock, defaults });
+        const seen: string[] = [];
+        first.on('threshold', (event) => void seen.push(`first:${event.status}:${event.used}`));
+        second.on('threshold', (event) => void seen.push(`second:${event.status}:${event.used}`));
+        const userId = `engine-threshold-${suiteId}`;
+        for (let i = 0; i < 12; i++) {
+          const engine = i % 2 ? second : first;
+          await engine.consume({ userId, amounts: { llm_requests: 1 } });
+        }
+        await first.close();
+        await second.close();
+        const statuses = seen.map((entry) => entry.split(':').slice(1).join(':'));
+        expect(statuses).toEqual(['approaching_limit:8', 'at_limit:10', 'exceeded:10']);
       });
     });
   });

@@ -1,0 +1,267 @@
+import { LRUCache } from 'lru-cache';
+import { RESERVED_RESOURCE_NAMES, RESOURCE_NAME_PATTERN, resolveRule } from './config.js';
+import { QuotaConfigError, QuotaValidationError } from './errors.js';
+import type { RuntimeRules } from './rule-book.js';
+import type { QuotaRule, QuotaScope, ResolvedRule } from './rules.js';
+import type {
+  OverrideFilter,
+  OverrideKey,
+  OverrideScope,
+  QuotaStore,
+  StoredOverride,
+} from './store.js';
+import type { Subject } from './subject.js';
+import { validateId } from './validation.js';
+
+/** A rule as `setQuota` takes it: its scope is the override's. */
+export type OverrideRule = Omit<QuotaRule, 'scope'>;
+
+/**
+ * Arguments of `engine.setQuota`: one rule (`limit`, `period`, ...) or several (`rules`) for
+ * one resource of one user, agent, tenant or run.
+ *
+ * @example
+ * await engine.setQuota({ scope: 'user', id: 'u1', resource: 'llm_tokens', limit: 5_000_000, period: 'per_day' });
+ */
+export type SetQuotaRequest = OverrideKey & (OverrideRule | { rules: readonly OverrideRule[] });
+
+const OVERRIDE_SCOPES: ReadonlySet<string> = new Set(['user', 'agent', 'tenant', 'run']);
+const SUBJECT_FIELDS = [
+  ['user', 'userId'],
+  ['agent', 'agentId'],
+  ['tenant', 'tenantId'],
+  ['run', 'runId'],
+] as const;
+
+interface CachedOverrides {
+  readonly fetchedAt: number;
+  readonly overrides: readonly StoredOverride[];
+}
+
+/** Everything the engine hands over to manage run-time overrides. */
+export interface RuntimeOverridesOptions {
+  readonly store: QuotaStore;
+  readonly clock: () => number;
+  /** How long an engine trusts what it read of an id's overrides. */
+  readonly cacheTtlMs: number;
+  readonly thresholds: { warning: number; critical: number };
+  readonly timed: <T>(operation: Promise<T>) => Promise<T>;
+  readonly onError: (error: unknown) => void;
+}
+
+type SyncOverrideStore = QuotaStore & {
+  readonly overrideCount: number;
+  getOverridesSync(subject: Subject): readonly StoredOverride[];
+};
+
+/**
+ * Run-time overrides (`setQuota` / `removeQuota`) kept in the store, so that every engine on
+ * it sees them. An in-process store is read directly on every call; a networked one is read
+ * once per id and cached for `cacheTtlMs` (by the engine's clock), so another instance's
+ * change shows within that time and this instance's own changes show at once.
+ */
+export class RuntimeOverrides {
+  readonly #options: RuntimeOverridesOptions;
+  readonly #sync: SyncOverrideStore | undefined;
+  readonly #resolved = new WeakMap<StoredOverride, readonly ResolvedRule[]>();
+  readonly #cache = new LRUCache<string, CachedOverrides>({ max: 10_000 });
+
+  constructor(options: RuntimeOverridesOptions) {
+    this.#options = options;
+    const store = options.store as Partial<SyncOverrideStore>;
+    this.#sync =
+      typeof store.getOverridesSync === 'function' && typeof store.overrideCount === 'number'
+        ? (options.store as SyncOverrideStore)
+        : undefined;
+  }
+
+  /** Whether overrides can be read without waiting (an in-process store). */
+  get synchronous(): boolean {
+    return this.#sync !== undefined;
+  }
+
+  /** The subject's run-time overrides from an in-process store; null when there are none. */
+  forSubjectSync(subject: Subject): RuntimeRules | null {
+    const store = this.#sync!;
+    if (store.overrideCount === 0) return null;
+    return this.#index(store.getOverridesSync(subject));
+  }
+
+  /** The subject's run-time overrides, from the cache or the store; null when there are none. */
+  async forSubject(subject: Subject): Promise<RuntimeRules | null> {
+    if (this.#sync) return this.forSubjectSync(subject);
+    const now = this.#options.clock();
+    const found: StoredOverride[] = [];
+    let missing: Subject | undefined;
+    for (const [scope, field] of SUBJECT_FIELDS) {
+      const id = subject[field];
+      if (id === undefined) continue;
+      const cached = this.#cache.get(`${scope}|${id}`);
+      if (cached !== undefined && now - cached.fetchedAt < this.#options.cacheTtlMs) {
+        found.push(...cached.overrides);
+      } else {
+        missing ??= {};
+        missing[field] = id;
+      }
+    }
+    if (missing !== undefined) found.push(...(await this.#fetch(missing, now)));
+    return this.#index(found);
+  }
+
+  /**
+   * Validates and stores an override; this engine sees it at once.
+   *
+   * @throws QuotaValidationError for a bad scope, id, resource or rule (nothing is stored).
+   */
+  async set(request: SetQuotaRequest): Promise<StoredOverride> {
+    const key = validateKey(request);
+    const input = request as { rules?: readonly OverrideRule[] } & Partial<OverrideRule>;
+    const rules: QuotaRule[] =
+      input.rules !== undefined
+        ? [...input.rules]
+        : [{ ...stripKey(request as OverrideKey & OverrideRule) }];
+    if (!Array.isArray(rules) || rules.length === 0) {
+      throw new QuotaValidationError('rules must list at least one rule');
+    }
+    const resolved = rules.map((rule, index) => this.#resolveOne(key, rule, index, rules.length));
+    const stored: StoredOverride = {
+      ...key,
+      rules: rules.map((rule, index) => ruleFrom(resolved[index]!, rule)),
+    };
+    await this.#options.timed(this.#options.store.setOverride(stored));
+    this.#cache.delete(`${key.scope}|${key.id}`);
+    return stored;
+  }
+
+  /**
+   * Deletes an override; resolves false when there was none.
+   *
+   * @throws QuotaValidationError for a bad scope, id or resource.
+   */
+  async remove(request: OverrideKey): Promise<boolean> {
+    const key = validateKey(request);
+    const removed = await this.#options.timed(this.#options.store.removeOverride(key));
+    this.#cache.delete(`${key.scope}|${key.id}`);
+    return removed;
+  }
+
+  /** Run-time overrides matching the filter. */
+  async list(filter: OverrideFilter = {}): Promise<readonly StoredOverride[]> {
+    if (filter.scope !== undefined && !OVERRIDE_SCOPES.has(filter.scope)) {
+      throw new QuotaValidationError(
+        `scope must be one of user, agent, tenant, run, got ${String(filter.scope)}`,
+      );
+    }
+    if (filter.id !== undefined) validateId(filter.id, 'id');
+    return this.#options.timed(this.#options.store.listOverrides(filter));
+  }
+
+  async #fetch(subject: Subject, now: number): Promise<readonly StoredOverride[]> {
+    let overrides: readonly StoredOverride[];
+    try {
+      overrides = await this.#options.timed(this.#options.store.getOverrides({ subject }));
+    } catch (error) {
+      // A store that cannot answer now leaves the configured rules in force; the next call
+      // tries again.
+      this.#options.onError(error);
+      return [];
+    }
+    for (const [scope, field] of SUBJECT_FIELDS) {
+      const id = subject[field];
+      if (id === undefined) continue;
+      const own = overrides.filter((o) => o.scope === scope && o.id === id);
+      this.#cache.set(`${scope}|${id}`, { fetchedAt: now, overrides: own });
+    }
+    return overrides;
+  }
+
+  #index(overrides: readonly StoredOverride[]): RuntimeRules | null {
+    if (overrides.length === 0) return null;
+    const byScope = new Map<QuotaScope, Map<string, readonly ResolvedRule[]>>();
+    for (const override of overrides) {
+      let rules = this.#resolved.get(override);
+      if (rules === undefined) {
+        try {
+          rules = override.rules.map((rule, index) =>
+            this.#resolveOne(override, rule, index, override.rules.length),
+          );
+        } catch (error) {
+          // A stored rule this engine cannot read (written by a newer version, say) must not
+          // break quota checks: report it and keep the configured rules.
+          this.#options.onError(error);
+          continue;
+        }
+        this.#resolved.set(override, rules);
+      }
+      let byResource = byScope.get(override.scope);
+      if (byResource === undefined) {
+        byResource = new Map();
+        byScope.set(override.scope, byResource);
+      }
+      byResource.set(override.resource, rules);
+    }
+    return byScope.size === 0 ? null : byScope;
+  }
+
+  #resolveOne(key: OverrideKey, rule: QuotaRule, index: number, count: number): ResolvedRule {
+    const path = count > 1 ? `rules.${index}` : 'rule';
+    try {
+      if (rule.scope !== undefined && rule.scope !== key.scope) {
+        throw new QuotaConfigError(`${path}.scope`, `must be the override's scope '${key.scope}'`);
+      }
+      return resolveRule(
+        key.resource,
+        { ...rule, scope: key.scope },
+        'override',
+        this.#options.thresholds,
+        path,
+      );
+    } catch (error) {
+      if (error instanceof QuotaConfigError) {
+        throw new QuotaValidationError(
+          `Invalid quota for ${key.scope} ${JSON.stringify(key.id)}: ${error.message.replace(/^Invalid QuotaKit configuration at /, '')}`,
+        );
+      }
+      throw error;
+    }
+  }
+}
+
+function validateKey(request: OverrideKey): OverrideKey {
+  if (typeof request !== 'object' || request === null) {
+    throw new QuotaValidationError('expected an object with scope, id and resource');
+  }
+  const { scope, id, resource } = request;
+  if (typeof scope !== 'string' || !OVERRIDE_SCOPES.has(scope)) {
+    throw new QuotaValidationError(
+      `scope must be one of user, agent, tenant, run, got ${JSON.stringify(scope)}`,
+    );
+  }
+  validateId(id, 'id');
+  if (
+    typeof resource !== 'string' ||
+    !RESOURCE_NAME_PATTERN.test(resource) ||
+    RESERVED_RESOURCE_NAMES.has(resource)
+  ) {
+    throw new QuotaValidationError(
+      `resource must be 1 to 64 letters, digits, _, . or -, got ${JSON.stringify(resource)}`,
+    );
+  }
+  return { scope: scope as OverrideScope, id, resource };
+}
+
+function stripKey(request: OverrideKey & OverrideRule): OverrideRule {
+  const { scope: _scope, id: _id, resource: _resource, ...rule } = request;
+  return rule;
+}
+
+/** The rule as stored: only the fields the caller set, plus the override's scope. */
+function ruleFrom(resolved: ResolvedRule, input: QuotaRule): QuotaRule {
+  const rule: QuotaRule = { limit: resolved.limit, period: resolved.period, scope: resolved.scope };
+  if (input.algorithm !== undefined) rule.algorithm = input.algorithm;
+  if (input.warningThreshold !== undefined) rule.warningThreshold = input.warningThreshold;
+  if (input.criticalThreshold !== undefined) rule.criticalThreshold = input.criticalThreshold;
+  if (input.mode !== undefined) rule.mode = input.mode;
+  if (input.name !== undefined) rule.name = input.name;
+  return rule;
+}

@@ -1,0 +1,133 @@
+import {
+  type Attributes,
+  type Counter,
+  context,
+  type Histogram,
+  metrics,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import type { QuotaCheckResult } from './results.js';
+import { VERSION } from './version.js';
+
+/** The engine operations that get a span, named `quota.<operation>`. */
+export type QuotaOperation = 'check' | 'consume' | 'reserve' | 'commit' | 'record';
+
+const SCOPE = '@quotakit/core';
+
+/** An operation in flight: its span and its start time. */
+export interface OperationTrace {
+  readonly operation: QuotaOperation;
+  readonly span: Span;
+  readonly startedAt: number;
+}
+
+/**
+ * Spans and metrics through `@opentelemetry/api` alone: a no-op until the application
+ * registers an SDK. Attribute objects are built only when a span is recording. Prompt text
+ * never reaches telemetry: only resource names, amounts, statuses and limits do.
+ *
+ * Spans: `quota.check`, `quota.consume`, `quota.reserve`, `quota.commit`, `quota.record`,
+ * children of the caller's active span, with `quota.resource`, `quota.status`,
+ * `quota.allowed`, `quota.limit`, `quota.used`, `quota.remaining`, `quota.scope` of the
+ * deciding result (the first refused one, else the first), and status ERROR when the store
+ * failed. Metrics: `quota.usage` (amounts recorded, by resource), `quota.decisions` (by
+ * operation, resource, status and allowed), `quota.operation.duration` (seconds, by
+ * operation).
+ */
+export class QuotaTelemetry {
+  readonly #usage: Counter;
+  readonly #decisions: Counter;
+  readonly #duration: Histogram;
+
+  constructor() {
+    // Instruments are created once; the meter must come from the application's provider,
+    // so the engine should be created after the SDK is registered (as with any library).
+    const meter = metrics.getMeter(SCOPE, VERSION);
+    this.#usage = meter.createCounter('quota.usage', {
+      description: 'Amounts recorded, by resource',
+    });
+    this.#decisions = meter.createCounter('quota.decisions', {
+      description: 'Quota decisions, by operation, resource, status and allowed',
+    });
+    this.#duration = meter.createHistogram('quota.operation.duration', {
+      description: 'Duration of quota engine operations',
+      unit: 's',
+    });
+  }
+
+  /** Starts the span of an operation, as a child of the active span. */
+  begin(operation: QuotaOperation): OperationTrace {
+    // The tracer is looked up per call so that an SDK registered after the engine was
+    // created is still used (the API's proxy tracer caches its delegate).
+    const span = trace
+      .getTracer(SCOPE, VERSION)
+      .startSpan(`quota.${operation}`, { kind: SpanKind.INTERNAL }, context.active());
+    return { operation, span, startedAt: performance.now() };
+  }
+
+  /**
+   * Ends an operation with its results. `recorded` says whether the amounts were written
+   * (admitted consume or reserve, record, commit).
+   */
+  end(traced: OperationTrace, results: readonly QuotaCheckResult[], recorded: boolean): void {
+    const { span, operation } = traced;
+    const deciding = results.find((result) => !result.allowed) ?? results[0];
+    if (span.isRecording() && deciding !== undefined) {
+      span.setAttributes(resultAttributes(deciding));
+      if (results.length > 1)
+        span.setAttribute(
+          'quota.resources',
+          results.map((r) => r.resource),
+        );
+      if (deciding.status === 'unknown') {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'quota store unavailable' });
+      }
+    }
+    span.end();
+    for (const result of results) {
+      this.#decisions.add(1, {
+        'quota.operation': operation,
+        'quota.resource': result.resource,
+        'quota.status': result.status,
+        'quota.allowed': result.allowed,
+      });
+      if (recorded && result.requested !== 0) {
+        this.#usage.add(result.requested, { 'quota.resource': result.resource });
+      }
+    }
+    this.#duration.record((performance.now() - traced.startedAt) / 1000, {
+      'quota.operation': operation,
+    });
+  }
+
+  /** Ends an operation that threw (bad input or a store failure on commit). */
+  fail(traced: OperationTrace, error: unknown): void {
+    const { span } = traced;
+    if (span.isRecording()) {
+      span.recordException(error instanceof Error ? error : String(error));
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+    span.end();
+  }
+}
+
+function resultAttributes(result: QuotaCheckResult): Attributes {
+  const attributes: Attributes = {
+    'quota.resource': result.resource,
+    'quota.status': result.status,
+    'quota.allowed': result.allowed,
+    'quota.requested': result.requested,
+  };
+  if (result.limit !== null) attributes['quota.limit'] = result.limit;
+  if (result.used !== null) attributes['quota.used'] = result.used;
+  if (result.remaining !== null) attributes['quota.remaining'] = result.remaining;
+  if (result.scope !== null) attributes['quota.scope'] = result.scope;
+  if (result.period !== null) attributes['quota.period'] = result.period;
+  return attributes;
+}

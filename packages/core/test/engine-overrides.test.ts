@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { createQuotaEngine } from '../src/engine.js';
+import { QuotaValidationError } from '../src/errors.js';
+import { MemoryStore } from '../src/memory-store.js';
+import { asyncView } from './async-store.js';
+import { manualClock } from './clock.js';
+
+const defaults = {
+  llm_tokens: [
+    { limit: 1000, period: 'per_day' as const },
+    { limit: 5000, period: 'per_day' as const, scope: 'tenant' as const },
+  ],
+};
+
+describe('run-time overrides', () => {
+  it('replace the configured rules of their scope for one id, and come off again', async () => {
+    const engine = createQuotaEngine({
+      defaults,
+      overrides: { users: { u1: { llm_tokens: { limit: 2000, period: 'per_day' } } } },
+    });
+    await engine.setQuota({
+      scope: 'user',
+      id: 'u1',
+      resource: 'llm_tokens',
+      limit: 10,
+      period: 'per_day',
+    });
+    const limited = await engine.checkQuota({
+      userId: 'u1',
+      tenantId: 't',
+      resource: 'llm_tokens',
+    });
+    expect(limited.rules.map((r) => [r.scope, r.limit, r.source])).toEqual([
+      ['user', 10, 'override'],
+      ['tenant', 5000, 'default'],
+    ]);
+    // Other users keep the defaults.
+    expect((await engine.checkQuota({ userId: 'u2', resource: 'llm_tokens' })).limit).toBe(1000);
+    expect(await engine.removeQuota({ scope: 'user', id: 'u1', resource: 'llm_tokens' })).toBe(
+      true,
+    );
+    // The configured override applies again.
+    expect((await engine.checkQuota({ userId: 'u1', resource: 'llm_tokens' })).limit).toBe(2000);
+  });
+
+  it('take several rules, and a custom resource that only the override names', async () => {
+    const engine = createQuotaEngine({ defaults });
+    await engine.setQuota({
+      scope: 'tenant',
+      id: 'acme',
+      resource: 'cost_usd',
+      rules: [
+        { limit: 50, period: 'per_month' },
+        { limit: 5, period: 'per_day', name: 'daily-spend' },
+      ],
+    });
+    const decision = await engine.consume({ tenantId: 'acme', amounts: { cost_usd: 4.5 } });
+    expect(decision.results.cost_usd).toMatchObject({
+      allowed: true,
+      limit: 5,
+      status: 'approaching_limit',
+    });
+    const status = await engine.getAllQuotasStatus({ tenantId: 'acme' });
+    expect(Object.keys(status.quotas).sort()).toEqual(['cost_usd', 'llm_tokens']);
+    // Without the override, cost_usd is unknown to everyone else.
+    await expect(engine.consume({ tenantId: 'other', amounts: { cost_usd: 1 } })).rejects.toThrow(
+      /Unknown resource "cost_usd"/,
+    );
+    const listed = await engine.listQuotas({ scope: 'tenant', id: 'acme' });
+    expect(listed).toHaveLength(1);
+    expect(listed[0]!.rules.map((rule) => rule.limit)).toEqual([50, 5]);
+  });
+
+  it('refuse bad input with a typed error and store nothing', async () => {
+    const engine = createQuotaEngine({ defaults });
+    const bad = [
+      { scope: 'global', id: 'x', resource: 'llm_tokens', limit: 1, period: 'per_day' },
+      { scope: 'user', id: '', resource: 'llm_tokens', limit: 1, period: 'per_day' },
+      { scope: 'user', id: 'u', resource: 'llm tokens', limit: 1, period: 'per_day' },
+      { scope: 'user', id: 'u', resource: 'llm_tokens', limit: -1, period: 'per_day' },
+      { scope: 'user', id: 'u', resource: 'llm_tokens', limit: 1, period: 'per_year' },
+      { scope: 'user', id: 'u', resource: 'concurrent_tasks', limit: 1, period: 'per_day' },
+      { scope: 'user', id: 'u', resource: 'llm_tokens', rules: [] },
+    ];
+    for (const request of bad) {
+      await expect(engine.setQuota(request as never)).rejects.toBeInstanceOf(QuotaValidationError);
+    }
+    expect(await engine.listQuotas()).toEqual([]);
+  });
+
+  it('reach another engine on a networked store within overrideCacheTtlMs', async () => {
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const store = asyncView(new MemoryStore());
+    const writer = createQuotaEngine({ store, defaults, clock: clock.now });
+    const reader = createQuotaEngine({
+      store,
+      defaults,
+      clock: clock.now,
+      overrideCacheTtlMs: 5_000,
+    });
+    expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(1000);
+    await writer.setQuota({
+      scope: 'user',
+      id: 'u',
+      resource: 'llm_tokens',
+      limit: 3,
+      period: 'per_day',
+    });
+    // The writer sees its own change at once; the reader within its cache time.
+    expect((await writer.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(3);
+    expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(1000);
+    clock.advance(5_000);
+    expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(3);
+  });
+});
+
+describe('threshold notifications', () => {
+  it('fire with the event fields, off the caller path, and survive a throwing listener', async () => {
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const errors: unknown[] = [];
+    const engine = createQuotaEngine({
+      clock: clock.now,
+      onError: (error) => errors.push(error),
+      defaults: { llm_tokens: { limit: 100, period: 'per_day', scope: 'agent' } },
+    });
+    const events: unknown[] = [];
+    engine.on('threshold', () => {
+      throw new Error('listener bug');
+    });
+    const unsubscribe = engine.on('threshold', (event) => void events.push(event));
+    const decision = await engine.consume({
+      userId: 'u',
+      agentId: 'bot',
+      amounts: { llm_tokens: 85 },
+    });
+    expect(decision.allowed).toBe(true);
+    expect(events).toHaveLength(0); // not yet: delivered after the decision returns
+    await engine.close();
+    expect(events).toEqual([
+      {
+        type: 'threshold',
+        resource: 'llm_tokens',
+        status: 'approaching_limit',
+        subject: { userId: 'u', agentId: 'bot' },
+        scope: 'agent',
+        used: 85,
+        limit: 100,
+        remaining: 15,
+        period: 'per_day',
+        resetAt: new Date('2026-11-29T00:00:00Z'),
+        at: new Date('2026-11-28T12:00:00Z'),
+      },
+    ]);
+    expect(errors).toHaveLength(1);
+    unsubscribe();
+    await engine.recordUsage({ agentId: 'bot', resource: 'llm_tokens', amount: 20 });
+    await engine.close();
+    expect(events).toHaveLength(1);
+  });
+
+  it('fire again in the next window, and for shadow rules', async () => {
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const engine = createQuotaEngine({
+      clock: clock.now,
+      defaults: { llm_requests: { limit: 1, period: 'per_hour', mode: 'shadow' } },
+    });
+    const statuses: string[] = [];
+    engine.on('threshold', (event) => void statuses.push(event.status));
+    await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    clock.advance(3_600_000);
+    await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    await engine.close();
+    expect(statuses).toEqual(['at_limit', 'exceeded', 'at_limit']);
+  });
+
+  it('refuses unknown events', () => {
+    const engine = createQuotaEngine();
+    expect(() => engine.on('crossing' as 'threshold', () => {})).toThrow(QuotaValidationError);
+  });
+});
