@@ -1,4 +1,5 @@
 import { type QuotaEngineOptions, type ResolvedConfig, resolveConfig } from './config.js';
+import { Decision } from './decision.js';
 import { QuotaStoreError, QuotaValidationError } from './errors.js';
 import { type EvaluationContext, evaluateResource } from './evaluate.js';
 import type { QuotaEngineEvents, ThresholdListener } from './events.js';
@@ -259,7 +260,9 @@ export class QuotaEngine {
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(validateAmounts(request.amounts), subject, now, true, runtime);
-      const decision = await this.#admit(plan, subject, now, undefined);
+      const decision = this.#sync
+        ? this.#admitSync(this.#sync, plan, subject, now, undefined)
+        : await this.#admit(plan, subject, now, undefined);
       this.#observe(traced, decision, subject, now);
       return decision;
     } catch (error) {
@@ -295,8 +298,7 @@ export class QuotaEngine {
       }
       return new ReservationHandle({
         id,
-        allowed: decision.allowed,
-        results: decision.results,
+        decision,
         expiresAt: now + ttlMs,
         reserved,
         settle: (held, actual) => this.#settle(id, subject, held, actual),
@@ -458,12 +460,14 @@ export class QuotaEngine {
     return plan;
   }
 
+  /** Check-and-add in the store; all or nothing. Never throws for a store failure. */
   async #admit(
     plan: OperationPlan,
     subject: Subject,
     now: number,
     hold: { id: string; ttlMs: number } | undefined,
-  ): Promise<QuotaDecision> {
+  ): Promise<Decision> {
+    if (this.#sync) return this.#admitSync(this.#sync, plan, subject, now, hold);
     let values: readonly number[] | null;
     let allowed: boolean;
     if (plan.perRequestRefused) {
@@ -475,9 +479,7 @@ export class QuotaEngine {
     } else {
       const storeRequest = { now, subject, counters: plan.counters, limits: plan.limits, hold };
       try {
-        const outcome = this.#sync
-          ? this.#sync.consumeSync(storeRequest)
-          : await this.#timed(this.#store.consume(storeRequest));
+        const outcome = await this.#timed(this.#store.consume(storeRequest));
         values = outcome.values;
         allowed = outcome.allowed;
       } catch {
@@ -486,13 +488,51 @@ export class QuotaEngine {
         allowed = this.#allowedWhenUnknown;
       }
     }
-    const decision = this.#decide(
-      plan,
-      this.#context(values, now, allowed && values !== null),
-      false,
-    );
-    decision.allowed = allowed;
-    return decision;
+    return this.#admitted(plan, values, allowed, now);
+  }
+
+  /** {@link #admit} against an in-process store: no promise on the hot path. */
+  #admitSync(
+    store: SyncStore,
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+    hold: { id: string; ttlMs: number } | undefined,
+  ): Decision {
+    let values: readonly number[] | null;
+    let allowed: boolean;
+    try {
+      if (plan.perRequestRefused) {
+        values = store.readSync({ now, subject, counters: plan.counters }).values;
+        allowed = false;
+      } else if (plan.counters.length === 0) {
+        values = NO_VALUES;
+        allowed = true;
+      } else {
+        const outcome = store.consumeSync({
+          now,
+          subject,
+          counters: plan.counters,
+          limits: plan.limits,
+          hold,
+        });
+        values = outcome.values;
+        allowed = outcome.allowed;
+      }
+    } catch {
+      values = null;
+      allowed = this.#allowedWhenUnknown;
+    }
+    return this.#admitted(plan, values, allowed, now);
+  }
+
+  #admitted(
+    plan: OperationPlan,
+    values: readonly number[] | null,
+    allowed: boolean,
+    now: number,
+  ): Decision {
+    return new Decision(allowed, plan, this.#context(values, now, allowed && values !== null));
   }
 
   async #record(
@@ -592,7 +632,11 @@ export class QuotaEngine {
     subject: Subject,
     now: number,
   ): void {
-    if (traced === undefined && !this.#notifier.active) return;
+    const traceNeedsResults = traced !== undefined && this.#telemetry!.wantsResults(traced);
+    if (!traceNeedsResults && !this.#notifier.active) {
+      if (traced) this.#telemetry!.end(traced, [], false);
+      return;
+    }
     const results = Object.values(decision.results);
     if (traced) {
       const unknown = results.length > 0 && results[0]!.status === 'unknown';

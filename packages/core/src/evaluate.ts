@@ -1,6 +1,7 @@
+import { CheckResult } from './check-result.js';
 import type { ResourcePlan, RulePlan } from './operation-plan.js';
-import type { QuotaCheckResult, RuleEvaluation } from './results.js';
-import { fitsWithin, quotaMessage, statusOf, statusSeverity } from './statuses.js';
+import type { RuleEvaluation } from './results.js';
+import { fitsWithin, statusOf, statusSeverity } from './statuses.js';
 
 /** How the store's values relate to the operation being reported. */
 export interface EvaluationContext {
@@ -17,56 +18,27 @@ export interface EvaluationContext {
  * Judges one resource of an operation: one {@link RuleEvaluation} per rule, and the
  * top-level fields from the binding rule.
  */
-export function evaluateResource(plan: ResourcePlan, context: EvaluationContext): QuotaCheckResult {
+export function evaluateResource(plan: ResourcePlan, context: EvaluationContext): CheckResult {
   const { resource, amount } = plan;
-  if (plan.rules.length === 0) {
-    return {
-      allowed: true,
-      resource,
-      status: 'within_limit',
-      requested: amount,
-      used: 0,
-      limit: null,
-      remaining: null,
-      period: null,
-      resetAt: null,
-      scope: null,
-      message: quotaMessage('within_limit', resource, null, null),
-      rules: [],
-    };
-  }
-  const rules: RuleEvaluation[] = new Array(plan.rules.length);
-  for (let i = 0; i < plan.rules.length; i++) {
-    rules[i] = evaluateRule(plan.rules[i]!, amount, context);
-  }
-  const binding = pickBinding(rules);
-  const unknown = context.values === null;
+  const count = plan.rules.length;
+  if (count === 0) return new CheckResult(true, resource, amount, undefined, []);
+  const rules: RuleEvaluation[] = new Array(count);
+  for (let i = 0; i < count; i++) rules[i] = evaluateRule(plan.rules[i]!, amount, context);
+  const binding = count === 1 ? rules[0]! : pickBinding(rules);
   let allowed = true;
   let retryAfterMs: number | undefined;
   let retryHelps = true;
-  for (const rule of rules) {
-    if (rule.mode !== 'enforce' || rule.allowed) continue;
+  for (let i = 0; i < count; i++) {
+    const rule = rules[i]!;
+    if (rule.allowed || rule.mode !== 'enforce') continue;
     allowed = false;
     if (rule.retryAfterMs === undefined) retryHelps = false;
     else if (retryAfterMs === undefined || rule.retryAfterMs > retryAfterMs) {
       retryAfterMs = rule.retryAfterMs;
     }
   }
-  if (unknown) allowed = context.allowedWhenUnknown;
-  const result: QuotaCheckResult = {
-    allowed,
-    resource,
-    status: binding.status,
-    requested: amount,
-    used: binding.used,
-    limit: binding.limit,
-    remaining: binding.remaining,
-    period: binding.period,
-    resetAt: binding.resetAt,
-    scope: binding.scope,
-    message: quotaMessage(binding.status, resource, binding.limit, binding.remaining),
-    rules,
-  };
+  if (context.values === null) allowed = context.allowedWhenUnknown;
+  const result = new CheckResult(allowed, resource, amount, binding, rules);
   if (!allowed && retryHelps && retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
   return result;
 }

@@ -191,23 +191,30 @@ export class MemoryStore implements QuotaStore {
   /** Synchronous {@link read}: lets the engine skip a promise on the in-memory hot path. */
   readSync(request: StoreReadRequest): StoreReadResult {
     this.#expireReservations(request.now);
-    return { values: this.#values(request.counters, request.now) };
+    const { counters, now } = request;
+    const values = new Array<number>(counters.length);
+    for (let i = 0; i < counters.length; i++) {
+      const entry = this.#counters.get(counters[i]!.key);
+      values[i] = entry !== undefined && entry.expiresAt > now ? entry.value : 0;
+    }
+    return { values };
   }
 
   /** Synchronous {@link consume}. */
   consumeSync(request: StoreConsumeRequest): StoreConsumeResult {
     const { now, counters, limits } = request;
     this.#expireReservations(now);
-    const values = this.#values(counters, now);
+    const entries = this.#lookup(counters, now);
+    const values = valuesOf(entries);
     for (const limit of limits) {
-      const amount = counters[limit.counter]!.amount;
       let used = values[limit.counter]!;
       if (limit.previous !== undefined) {
         used += values[limit.previous]! * (limit.previousWeight ?? 0);
       }
+      const amount = counters[limit.counter]!.amount;
       if (!fitsWithin(used + amount, limit.limit)) return { allowed: false, values };
     }
-    this.#add(counters, now);
+    this.#add(counters, entries, now);
     if (request.hold) this.#hold(request.hold.id, request.hold.ttlMs, counters, now);
     return { allowed: true, values };
   }
@@ -216,13 +223,14 @@ export class MemoryStore implements QuotaStore {
   recordSync(request: StoreRecordRequest): StoreRecordResult {
     const { now, counters, idempotencyKey } = request;
     this.#expireReservations(now);
-    const values = this.#values(counters, now);
+    const entries = this.#lookup(counters, now);
+    const values = valuesOf(entries);
     if (idempotencyKey !== undefined) {
       const seenUntil = this.#idempotency.get(idempotencyKey);
       if (seenUntil !== undefined && seenUntil > now) return { duplicate: true, values };
       this.#idempotency.set(idempotencyKey, now + request.idempotencyTtlMs);
     }
-    this.#add(counters, now);
+    this.#add(counters, entries, now);
     return { duplicate: false, values };
   }
 
@@ -232,28 +240,36 @@ export class MemoryStore implements QuotaStore {
     this.#expireReservations(now);
     const held = this.#reservations.get(request.reservationId);
     if (held) this.#return(held, now);
-    const values = this.#values(counters, now);
-    this.#add(counters, now);
+    const entries = this.#lookup(counters, now);
+    const values = valuesOf(entries);
+    this.#add(counters, entries, now);
     return { found: held !== undefined, values };
   }
 
-  #values(counters: readonly StoreCounter[], now: number): number[] {
-    const values = new Array<number>(counters.length);
+  /** Live entries of the counters (undefined for absent or expired ones), one LRU lookup each. */
+  #lookup(counters: readonly StoreCounter[], now: number): (CounterEntry | undefined)[] {
+    const entries = new Array<CounterEntry | undefined>(counters.length);
     for (let i = 0; i < counters.length; i++) {
       const entry = this.#counters.get(counters[i]!.key);
-      values[i] = entry !== undefined && entry.expiresAt > now ? entry.value : 0;
+      entries[i] = entry !== undefined && entry.expiresAt > now ? entry : undefined;
     }
-    return values;
+    return entries;
   }
 
-  #add(counters: readonly StoreCounter[], now: number): void {
-    for (const counter of counters) {
+  #add(
+    counters: readonly StoreCounter[],
+    entries: readonly (CounterEntry | undefined)[],
+    now: number,
+  ): void {
+    for (let i = 0; i < counters.length; i++) {
+      const counter = counters[i]!;
       if (counter.amount === 0) continue;
       const expiresAt = counter.ttlMs === null ? Number.POSITIVE_INFINITY : now + counter.ttlMs;
-      const entry = this.#counters.get(counter.key);
-      if (entry === undefined || entry.expiresAt <= now) {
-        if (counter.amount > 0)
+      const entry = entries[i];
+      if (entry === undefined) {
+        if (counter.amount > 0) {
           this.#counters.set(counter.key, { value: counter.amount, expiresAt });
+        }
         continue;
       }
       entry.value = Math.max(0, entry.value + counter.amount);
@@ -302,4 +318,10 @@ function freezeOverride(override: StoredOverride): StoredOverride {
     resource: override.resource,
     rules: Object.freeze(override.rules.map((rule) => Object.freeze({ ...rule }))),
   });
+}
+
+function valuesOf(entries: readonly (CounterEntry | undefined)[]): number[] {
+  const values = new Array<number>(entries.length);
+  for (let i = 0; i < entries.length; i++) values[i] = entries[i]?.value ?? 0;
+  return values;
 }

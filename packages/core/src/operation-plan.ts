@@ -1,5 +1,5 @@
 import type { TimeWindow, WindowCache } from './periods.js';
-import type { RuleBook, RuntimeRules } from './rule-book.js';
+import { type RuleBook, type RuntimeRules, SCOPE_FIELDS } from './rule-book.js';
 import type { ResolvedRule } from './rules.js';
 import { fitsWithin } from './statuses.js';
 import type { StoreLimit } from './store.js';
@@ -53,6 +53,10 @@ export interface OperationPlan {
 export class Planner {
   readonly #rules: RuleBook;
   readonly #windows: WindowCache;
+  // Counter keys are memoised per rule, window and id: building a key and hashing the new
+  // string costs more than the rest of an in-memory decision, while a cached key string
+  // keeps its hash.
+  readonly #keys = new WeakMap<ResolvedRule, RuleKeys>();
 
   constructor(rules: RuleBook, windows: WindowCache) {
     this.#rules = rules;
@@ -80,7 +84,8 @@ export class Planner {
     const bound = this.#rules.rulesFor(resource, subject, runtime);
     const rules: RulePlan[] = new Array(bound.length);
     for (let i = 0; i < bound.length; i++) {
-      const { rule, subjectId } = bound[i]!;
+      const rule = bound[i]!;
+      const subjectId = rule.scope === 'global' ? null : subject[SCOPE_FIELDS[rule.scope]]!;
       rules[i] = this.#planRule(plan, rule, subjectId, amount, now, enforce);
     }
     const resourcePlan: ResourcePlan = { resource, amount, rules };
@@ -103,40 +108,80 @@ export class Planner {
       }
       return { rule, subjectId, counter: -1, previous: -1, weight: 0, window: null };
     }
-    const tail = `|${rule.scope}|${subjectId ?? ''}`;
+    let keys = this.#keys.get(rule);
+    if (keys === undefined) {
+      keys = new RuleKeys(rule);
+      this.#keys.set(rule, keys);
+    }
+    const id = subjectId ?? '';
     if (period === 'total') {
-      const counter = addCounter(plan, `${rule.resource}|total|${tail}`, amount, null);
+      const counter = addCounter(plan, keys.current(null, id), amount, null);
       if (enforce && rule.mode === 'enforce') plan.limits.push({ counter, limit: rule.limit });
       return { rule, subjectId, counter, previous: -1, weight: 0, window: null };
     }
     const window = this.#windows.current(period, now);
-    const head = `${rule.resource}|${period}|`;
     if (rule.algorithm === 'fixed') {
-      const counter = addCounter(
-        plan,
-        head + window.start.toString(36) + tail,
-        amount,
-        window.end - now,
-      );
+      const counter = addCounter(plan, keys.current(window, id), amount, window.end - now);
       if (enforce && rule.mode === 'enforce') plan.limits.push({ counter, limit: rule.limit });
       return { rule, subjectId, counter, previous: -1, weight: 0, window };
     }
     // Sliding: the current counter must outlive its window by one more window, because the
     // next window still reads it (weighted) as its previous one.
     const length = window.end - window.start;
-    const counter = addCounter(
-      plan,
-      head + window.start.toString(36) + tail,
-      amount,
-      window.end - now + length,
-    );
+    const counter = addCounter(plan, keys.current(window, id), amount, window.end - now + length);
     const previousWindow = this.#windows.previous(period, now);
-    const previous = addCounter(plan, head + previousWindow.start.toString(36) + tail, 0, null);
+    const previous = addCounter(plan, keys.previous(previousWindow, id), 0, null);
     const weight = (window.end - now) / length;
     if (enforce && rule.mode === 'enforce') {
       plan.limits.push({ counter, limit: rule.limit, previous, previousWeight: weight });
     }
     return { rule, subjectId, counter, previous, weight, window };
+  }
+}
+
+/** Most keys cached per rule and window; past it the cache starts over (stays bounded). */
+const MAX_CACHED_KEYS = 50_000;
+
+/** Key strings of one rule's counters: `resource|period|windowStart|scope|id`. */
+class RuleKeys {
+  readonly #head: string;
+  readonly #tail: string;
+  #currentWindow: TimeWindow | null | undefined;
+  #currentKeys = new Map<string, string>();
+  #previousWindow: TimeWindow | undefined;
+  #previousKeys = new Map<string, string>();
+
+  constructor(rule: ResolvedRule) {
+    this.#head = `${rule.resource}|${rule.period}|`;
+    this.#tail = `|${rule.scope}|`;
+  }
+
+  /** The key of `id`'s counter in `window` (null for total rules). */
+  current(window: TimeWindow | null, id: string): string {
+    if (this.#currentWindow !== window) {
+      this.#currentWindow = window;
+      this.#currentKeys = new Map();
+    }
+    return this.#lookup(this.#currentKeys, window, id);
+  }
+
+  /** The key of `id`'s counter in the previous window of a sliding rule. */
+  previous(window: TimeWindow, id: string): string {
+    if (this.#previousWindow !== window) {
+      this.#previousWindow = window;
+      this.#previousKeys = new Map();
+    }
+    return this.#lookup(this.#previousKeys, window, id);
+  }
+
+  #lookup(keys: Map<string, string>, window: TimeWindow | null, id: string): string {
+    let key = keys.get(id);
+    if (key === undefined) {
+      if (keys.size >= MAX_CACHED_KEYS) keys.clear();
+      key = this.#head + (window === null ? '' : window.start.toString(36)) + this.#tail + id;
+      keys.set(id, key);
+    }
+    return key;
   }
 }
 

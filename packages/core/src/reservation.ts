@@ -1,5 +1,5 @@
 import type { ResourceName } from './resource-types.js';
-import type { QuotaCheckResult } from './results.js';
+import type { QuotaCheckResult, QuotaDecision } from './results.js';
 
 /** Amounts by resource, e.g. `{ llm_requests: 1, llm_tokens: 500 }`. */
 export type Amounts = Partial<Record<ResourceName, number>>;
@@ -77,8 +77,8 @@ const EMPTY_COMMIT: CommitResult = Object.freeze({ expired: false, results: {} }
 export class ReservationHandle implements Reservation {
   readonly id: string;
   readonly allowed: boolean;
-  readonly results: Record<string, QuotaCheckResult>;
   readonly expiresAt: Date;
+  readonly #decision: QuotaDecision;
   readonly #reserved: ReadonlyMap<string, number>;
   readonly #settle: SettleFunction;
   readonly #onSecondCommit: () => never;
@@ -86,22 +86,30 @@ export class ReservationHandle implements Reservation {
 
   constructor(init: {
     id: string;
-    allowed: boolean;
-    results: Record<string, QuotaCheckResult>;
+    decision: QuotaDecision;
     expiresAt: number;
     reserved: ReadonlyMap<string, number>;
     settle: SettleFunction;
     onSecondCommit: () => never;
   }) {
     this.id = init.id;
-    this.allowed = init.allowed;
-    this.results = init.results;
+    this.allowed = init.decision.allowed;
+    this.#decision = init.decision;
     this.expiresAt = new Date(init.expiresAt);
     this.#reserved = init.reserved;
     this.#settle = init.settle;
     this.#onSecondCommit = init.onSecondCommit;
     // A refused reservation holds nothing: settling it is a no-op.
-    this.#settled = !init.allowed;
+    this.#settled = !init.decision.allowed;
+  }
+
+  get results(): Record<string, QuotaCheckResult> {
+    return this.#decision.results;
+  }
+
+  /** A plain object for logs and HTTP bodies. */
+  toJSON(): Pick<Reservation, 'id' | 'allowed' | 'results' | 'expiresAt'> {
+    return { id: this.id, allowed: this.allowed, results: this.results, expiresAt: this.expiresAt };
   }
 
   async commit(actualAmounts?: Amounts): Promise<CommitResult> {
@@ -135,11 +143,15 @@ export class ReservationHandle implements Reservation {
 /** A {@link Lease} over a one-resource reservation. */
 export class LeaseHandle implements Lease {
   readonly #reservation: Reservation;
-  readonly result: QuotaCheckResult;
+  readonly #resource: string;
 
   constructor(reservation: Reservation, resource: string) {
     this.#reservation = reservation;
-    this.result = reservation.results[resource]!;
+    this.#resource = resource;
+  }
+
+  get result(): QuotaCheckResult {
+    return this.#reservation.results[this.#resource]!;
   }
 
   get id(): string {

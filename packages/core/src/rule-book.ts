@@ -8,11 +8,13 @@ import type { Subject } from './subject.js';
  */
 export type RuntimeRules = ReadonlyMap<QuotaScope, ReadonlyMap<string, readonly ResolvedRule[]>>;
 
-/** A rule that binds a subject, with the id it counts (null for global rules). */
-export interface BoundRule {
-  readonly rule: ResolvedRule;
-  readonly subjectId: string | null;
-}
+/** The subject field that holds a scope's id. */
+export const SCOPE_FIELDS: Readonly<Record<Exclude<QuotaScope, 'global'>, keyof Subject>> = {
+  user: 'userId',
+  agent: 'agentId',
+  tenant: 'tenantId',
+  run: 'runId',
+};
 
 const ID_SCOPES: ReadonlyArray<readonly [Exclude<QuotaScope, 'global'>, keyof Subject]> = [
   ['user', 'userId'],
@@ -20,6 +22,8 @@ const ID_SCOPES: ReadonlyArray<readonly [Exclude<QuotaScope, 'global'>, keyof Su
   ['tenant', 'tenantId'],
   ['run', 'runId'],
 ];
+
+const NO_RULES: readonly ResolvedRule[] = Object.freeze([]);
 
 /**
  * Answers "which rules bind this subject for this resource?": per scope, an override for the
@@ -29,6 +33,8 @@ export class RuleBook {
   readonly #defaults: ReadonlyMap<string, ScopedRules>;
   readonly #overrides: ResolvedConfig['overrides'];
   readonly #resources: ReadonlySet<string>;
+  /** Rules by resource, then by which ids the subject has (a 4-bit mask). */
+  readonly #memo = new Map<string, (readonly ResolvedRule[] | undefined)[]>();
 
   constructor(config: Pick<ResolvedConfig, 'defaults' | 'overrides' | 'resources'>) {
     this.#defaults = config.defaults;
@@ -53,22 +59,63 @@ export class RuleBook {
     return all;
   }
 
-  /** The rules binding `subject` for `resource`, in scope order (user, agent, tenant, run, global). */
-  rulesFor(resource: string, subject: Subject, runtime: RuntimeRules | null = null): BoundRule[] {
+  /**
+   * The rules binding `subject` for `resource`, in scope order (user, agent, tenant, run,
+   * global). A rule counts the subject's id of its scope (none for global).
+   */
+  rulesFor(
+    resource: string,
+    subject: Subject,
+    runtime: RuntimeRules | null = null,
+  ): readonly ResolvedRule[] {
+    const mask =
+      (subject.userId === undefined ? 0 : 1) |
+      (subject.agentId === undefined ? 0 : 2) |
+      (subject.tenantId === undefined ? 0 : 4) |
+      (subject.runId === undefined ? 0 : 8);
+    if (runtime === null && !this.#hasStaticOverride(resource, subject)) {
+      // The common case depends only on which ids are present: memoised per resource.
+      let byMask = this.#memo.get(resource);
+      if (byMask === undefined) {
+        byMask = new Array(16);
+        this.#memo.set(resource, byMask);
+      }
+      let rules = byMask[mask];
+      if (rules === undefined) {
+        rules = this.#collect(resource, subject, null);
+        byMask[mask] = rules;
+      }
+      return rules;
+    }
+    return this.#collect(resource, subject, runtime);
+  }
+
+  #hasStaticOverride(resource: string, subject: Subject): boolean {
+    if (this.#overrides.size === 0) return false;
+    for (const [scope, field] of ID_SCOPES) {
+      const id = subject[field];
+      if (id !== undefined && this.#overrides.get(scope)?.get(id)?.has(resource)) return true;
+    }
+    return false;
+  }
+
+  #collect(
+    resource: string,
+    subject: Subject,
+    runtime: RuntimeRules | null,
+  ): readonly ResolvedRule[] {
     const scoped = this.#defaults.get(resource);
-    const bound: BoundRule[] = [];
+    const bound: ResolvedRule[] = [];
     for (const [scope, field] of ID_SCOPES) {
       const id = subject[field];
       if (id === undefined) continue;
-      const override =
-        runtime?.get(scope)?.get(resource) ?? this.#overrides.get(scope)?.get(id)?.get(resource);
-      const rules = override ?? scoped?.[scope];
-      if (rules === undefined) continue;
-      for (const rule of rules) bound.push({ rule, subjectId: id });
+      const rules =
+        runtime?.get(scope)?.get(resource) ??
+        this.#overrides.get(scope)?.get(id)?.get(resource) ??
+        scoped?.[scope];
+      if (rules !== undefined) bound.push(...rules);
     }
-    if (scoped !== undefined) {
-      for (const rule of scoped.global) bound.push({ rule, subjectId: null });
-    }
-    return bound;
+    if (scoped !== undefined) bound.push(...scoped.global);
+    return bound.length === 0 ? NO_RULES : bound;
   }
 }

@@ -2,11 +2,13 @@ import {
   type Attributes,
   type Counter,
   context,
+  createNoopMeter,
   type Histogram,
   metrics,
   type Span,
   SpanKind,
   SpanStatusCode,
+  type Tracer,
   trace,
 } from '@opentelemetry/api';
 import type { QuotaCheckResult } from './results.js';
@@ -38,34 +40,46 @@ export interface OperationTrace {
  * operation).
  */
 export class QuotaTelemetry {
-  readonly #usage: Counter;
-  readonly #decisions: Counter;
-  readonly #duration: Histogram;
+  readonly #tracer: Tracer;
+  /** Instruments, or undefined when no meter provider is registered (nothing to pay for). */
+  readonly #instruments:
+    | { readonly usage: Counter; readonly decisions: Counter; readonly duration: Histogram }
+    | undefined;
 
   constructor() {
-    // Instruments are created once; the meter must come from the application's provider,
-    // so the engine should be created after the SDK is registered (as with any library).
+    // The API's proxy tracer forwards to an SDK registered later, so it can be kept. Meters
+    // have no such proxy: create the engine after registering a MeterProvider (as with any
+    // instrumented library); with none registered, metrics cost nothing at all.
+    this.#tracer = trace.getTracer(SCOPE, VERSION);
     const meter = metrics.getMeter(SCOPE, VERSION);
-    this.#usage = meter.createCounter('quota.usage', {
-      description: 'Amounts recorded, by resource',
-    });
-    this.#decisions = meter.createCounter('quota.decisions', {
-      description: 'Quota decisions, by operation, resource, status and allowed',
-    });
-    this.#duration = meter.createHistogram('quota.operation.duration', {
-      description: 'Duration of quota engine operations',
-      unit: 's',
-    });
+    if (meter === createNoopMeter()) return;
+    this.#instruments = {
+      usage: meter.createCounter('quota.usage', {
+        description: 'Amounts recorded, by resource',
+      }),
+      decisions: meter.createCounter('quota.decisions', {
+        description: 'Quota decisions, by operation, resource, status and allowed',
+      }),
+      duration: meter.createHistogram('quota.operation.duration', {
+        description: 'Duration of quota engine operations',
+        unit: 's',
+      }),
+    };
   }
 
   /** Starts the span of an operation, as a child of the active span. */
   begin(operation: QuotaOperation): OperationTrace {
-    // The tracer is looked up per call so that an SDK registered after the engine was
-    // created is still used (the API's proxy tracer caches its delegate).
-    const span = trace
-      .getTracer(SCOPE, VERSION)
-      .startSpan(`quota.${operation}`, { kind: SpanKind.INTERNAL }, context.active());
-    return { operation, span, startedAt: performance.now() };
+    const span = this.#tracer.startSpan(
+      `quota.${operation}`,
+      { kind: SpanKind.INTERNAL },
+      context.active(),
+    );
+    return { operation, span, startedAt: this.#instruments ? performance.now() : 0 };
+  }
+
+  /** Whether {@link end} will use results: a recording span or registered metrics. */
+  wantsResults(traced: OperationTrace): boolean {
+    return this.#instruments !== undefined || traced.span.isRecording();
   }
 
   /**
@@ -87,18 +101,20 @@ export class QuotaTelemetry {
       }
     }
     span.end();
+    const instruments = this.#instruments;
+    if (instruments === undefined) return;
     for (const result of results) {
-      this.#decisions.add(1, {
+      instruments.decisions.add(1, {
         'quota.operation': operation,
         'quota.resource': result.resource,
         'quota.status': result.status,
         'quota.allowed': result.allowed,
       });
       if (recorded && result.requested !== 0) {
-        this.#usage.add(result.requested, { 'quota.resource': result.resource });
+        instruments.usage.add(result.requested, { 'quota.resource': result.resource });
       }
     }
-    this.#duration.record((performance.now() - traced.startedAt) / 1000, {
+    instruments.duration.record((performance.now() - traced.startedAt) / 1000, {
       'quota.operation': operation,
     });
   }
