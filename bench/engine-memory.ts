@@ -154,17 +154,33 @@ async function buildCases(ids: readonly string[]): Promise<PairedCase[]> {
 }
 
 interface MemoryFigures {
-  /** Heap (and off-heap) taken by a fresh, empty engine or limiter. */
+  /** Heap and off-heap memory taken by one more empty engine or limiter. */
   fixedHeap: number;
   fixedExternal: number;
   /** Heap growth per subject after one consume each, divided by the subject count. */
   perSubject: number;
 }
 
+/** Empty instances created to measure the fixed cost (an average: one alone is lost in noise). */
+const FIXED_COST_INSTANCES = 20;
+
+/** Creates an instance and uses it; it is garbage once this returns. */
+async function useOnce<T>(
+  create: () => T,
+  consumeOnce: (target: T, id: string) => Promise<unknown>,
+): Promise<void> {
+  const warm = create();
+  for (let i = 0; i < 1000; i++) await consumeOnce(warm, `warm-up-${i % 10}`);
+}
+
 /**
- * Heap per idle subject: a fresh engine (or limiter), a full GC, one consume for each subject,
- * another full GC; the heap growth divided by the number of subjects. The ids exist before the
- * first measurement, so only what the library keeps per subject is counted.
+ * Heap per idle subject: a full GC, one consume for each subject on an empty engine (or
+ * limiter), another full GC; the heap growth divided by the number of subjects. The ids exist
+ * before the first measurement, so only what the library keeps per subject is counted.
+ *
+ * The fixed cost is that of one more empty instance once the library has been used in the
+ * process (a throwaway instance pays lazy one-time set-up first), averaged over
+ * FIXED_COST_INSTANCES instances.
  */
 async function measureMemory<T>(
   gc: () => void,
@@ -173,17 +189,20 @@ async function measureMemory<T>(
   consumeOnce: (target: T, id: string) => Promise<unknown>,
   holds: (target: T) => number,
 ): Promise<MemoryFigures> {
+  await useOnce(create, consumeOnce);
   const empty = collectAndMeasure(gc);
-  const target = create();
+  const instances = Array.from({ length: FIXED_COST_INSTANCES }, create);
   const created = collectAndMeasure(gc);
+  const target = instances[0]!;
   for (const id of ids) await consumeOnce(target, id);
   const filled = collectAndMeasure(gc);
-  // Reading `target` after the last measurement keeps it alive through it.
+  // Reading the instances after the last measurement keeps them alive through it.
   const held = holds(target);
   if (held !== ids.length) throw new Error(`expected ${ids.length} subjects held, found ${held}`);
+  if (instances.length !== FIXED_COST_INSTANCES) throw new Error('instances lost');
   return {
-    fixedHeap: created.heapUsed - empty.heapUsed,
-    fixedExternal: created.external - empty.external,
+    fixedHeap: (created.heapUsed - empty.heapUsed) / FIXED_COST_INSTANCES,
+    fixedExternal: (created.external - empty.external) / FIXED_COST_INSTANCES,
     perSubject: (filled.heapUsed - created.heapUsed) / ids.length,
   };
 }
@@ -194,21 +213,20 @@ async function memorySection(ids: readonly string[]): Promise<void> {
     console.log('(gc enabled at run time; run node with --expose-gc to use the flag instead)');
   }
   // The MemoryStore is passed in only to read its size; it is the engine's default store.
-  let store: MemoryStore | undefined;
   const quotakit = await measureMemory(
     gc,
     ids,
-    (): QuotaEngine => {
-      store = new MemoryStore();
-      return createQuotaEngine({
+    (): { engine: QuotaEngine; store: MemoryStore } => {
+      const store = new MemoryStore();
+      const engine = createQuotaEngine({
         store,
         defaults: { llm_requests: { limit: HUGE, period: 'per_day' } },
       });
+      return { engine, store };
     },
-    (engine, userId) => engine.consume({ userId, amounts: { llm_requests: 1 } }),
-    () => store?.size ?? 0,
+    ({ engine }, userId) => engine.consume({ userId, amounts: { llm_requests: 1 } }),
+    ({ store }) => store.size,
   );
-  store = undefined;
   const peer = await measureMemory(
     gc,
     ids,
@@ -225,12 +243,12 @@ async function memorySection(ids: readonly string[]): Promise<void> {
         `${Math.round(peer.perSubject)} B`,
       ],
       [
-        'fresh engine / limiter, JS heap',
+        'one more empty engine / limiter, JS heap',
         formatBytes(quotakit.fixedHeap),
         formatBytes(peer.fixedHeap),
       ],
       [
-        'fresh engine / limiter, off-heap (typed arrays)',
+        'one more empty engine / limiter, off-heap',
         formatBytes(quotakit.fixedExternal),
         formatBytes(peer.fixedExternal),
       ],

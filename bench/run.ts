@@ -7,7 +7,8 @@
  * A later suite (redis, postgres, http, llm) is a module exporting a BenchSuite, added to
  * SUITES below.
  */
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,18 +42,40 @@ function packageInfo(specifier: string): string {
   }
 }
 
+/**
+ * When and from what the built @quotakit/core was made: the newest mtime and a hash of the
+ * JavaScript files next to its entry point (other people may rebuild it between two runs).
+ */
+function distFingerprint(entryUrl: string): string {
+  const dir = dirname(fileURLToPath(entryUrl));
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith('.js'))
+    .sort();
+  const hash = createHash('sha256');
+  let newest = 0;
+  for (const name of files) {
+    hash.update(name).update(readFileSync(join(dir, name)));
+    newest = Math.max(newest, statSync(join(dir, name)).mtimeMs);
+  }
+  return `built ${new Date(newest).toISOString()}, sha256 of ${files.length} .js files ${hash.digest('hex').slice(0, 12)}`;
+}
+
 function printHeader(): void {
   const cpus = os.cpus();
   console.log('quotakit benchmarks');
   console.log(`date:     ${new Date().toISOString()}`);
-  console.log(`node:     ${process.version} (V8 ${process.versions.v8}), ${os.platform()} ${os.arch()}`);
+  console.log(
+    `node:     ${process.version} (V8 ${process.versions.v8}), ${os.platform()} ${os.arch()}`,
+  );
   console.log(`cpu:      ${cpus[0]?.model ?? 'unknown'} x ${cpus.length}`);
   console.log(`memory:   ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`);
   for (const specifier of ['@quotakit/core', 'rate-limiter-flexible', 'tinybench']) {
     console.log(`package:  ${packageInfo(specifier)}`);
   }
   const core = import.meta.resolve('@quotakit/core');
-  if (!core.includes('/dist/')) {
+  if (core.includes('/dist/')) {
+    console.log(`core:     ${distFingerprint(core)}`);
+  } else {
     console.log(
       'WARNING: @quotakit/core resolves to its source, not the built dist: run with ' +
         '`tsx --tsconfig bench/tsconfig.json` after `pnpm --filter @quotakit/core build`.',

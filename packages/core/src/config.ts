@@ -13,6 +13,7 @@ import {
 import { DEFAULT_CRITICAL_THRESHOLD, DEFAULT_WARNING_THRESHOLD } from './statuses.js';
 import type { QuotaStore } from './store.js';
 import { MAX_ID_LENGTH } from './subject.js';
+import { defaultTaskEstimator, type TaskEstimator } from './task-estimator.js';
 import { isValidTimeZone } from './time-zone.js';
 
 /**
@@ -75,6 +76,12 @@ export interface QuotaEngineOptions {
    * application registers an SDK). Defaults to `true`.
    */
   telemetry?: boolean;
+  /**
+   * Estimates what a task will spend, for `checkTaskQuota` and `runTask`. Defaults to
+   * {@link defaultTaskEstimator} (keywords in English and Russian, and the description's
+   * length).
+   */
+  estimator?: TaskEstimator;
 }
 
 /** Rules of one resource, grouped by scope. */
@@ -92,6 +99,7 @@ export interface ResolvedConfig {
   readonly overrideCacheTtlMs: number;
   readonly onError: (error: unknown) => void;
   readonly telemetry: boolean;
+  readonly estimator: TaskEstimator;
   /** Default thresholds of rules that set none. */
   readonly thresholds: { readonly warning: number; readonly critical: number };
   /** Default rules by resource. */
@@ -185,6 +193,9 @@ const optionsSchema = z.strictObject({
     .custom<(error: unknown) => void>((value) => typeof value === 'function', 'must be a function')
     .optional(),
   telemetry: z.boolean().optional(),
+  estimator: z
+    .custom<TaskEstimator>((value) => typeof value === 'function', 'must be a function')
+    .optional(),
 });
 
 /** Whether `value` has every method of the store contract. */
@@ -291,6 +302,7 @@ export function resolveConfig(options: QuotaEngineOptions): ResolvedConfig {
     overrideCacheTtlMs: input.overrideCacheTtlMs ?? 5_000,
     onError: input.onError ?? warnOnce,
     telemetry: input.telemetry ?? true,
+    estimator: input.estimator ?? defaultTaskEstimator,
     thresholds,
     defaults,
     overrides,

@@ -26,6 +26,14 @@ import type {
   StoreReadResult,
 } from './store.js';
 import type { Subject } from './subject.js';
+import type { QuotaTask } from './task-estimator.js';
+import {
+  checkTaskQuota,
+  type RunTaskOptions,
+  runTask,
+  type TaskContext,
+  type TaskQuotaCheck,
+} from './task-runner.js';
 import { type OperationTrace, QuotaTelemetry } from './telemetry.js';
 import { ThresholdNotifier } from './threshold-notifier.js';
 import {
@@ -201,7 +209,7 @@ export class QuotaEngine {
         ? this.#overrides.forSubjectSync(subject)
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
-      const plan = this.#plan(validateAmounts(request.amounts), subject, now, false, runtime);
+      const plan = this.#plan(request.amounts, subject, now, false, runtime);
       const values = await this.#read(plan, subject, now);
       const decision = this.#decide(plan, this.#context(values, now, false), true);
       if (traced) this.#telemetry!.end(traced, Object.values(decision.results), false);
@@ -259,7 +267,7 @@ export class QuotaEngine {
         ? this.#overrides.forSubjectSync(subject)
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
-      const plan = this.#plan(validateAmounts(request.amounts), subject, now, true, runtime);
+      const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const decision = this.#sync
         ? this.#admitSync(this.#sync, plan, subject, now, undefined)
         : await this.#admit(plan, subject, now, undefined);
@@ -288,7 +296,7 @@ export class QuotaEngine {
         ? this.#overrides.forSubjectSync(subject)
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
-      const plan = this.#plan(validateAmounts(request.amounts), subject, now, true, runtime);
+      const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const id = globalThis.crypto.randomUUID();
       const decision = await this.#admit(plan, subject, now, { id, ttlMs });
       this.#observe(traced, decision, subject, now);
@@ -378,6 +386,57 @@ export class QuotaEngine {
   }
 
   /**
+   * The resources that have a rule binding the subject (configured or run-time), without
+   * reading any counter.
+   *
+   * @throws QuotaValidationError for bad ids.
+   */
+  async boundResources(subject: Subject): Promise<string[]> {
+    requireObject(subject, 'boundResources');
+    const cleanSubject = toSubject(subject);
+    const runtime = this.#overrides.synchronous
+      ? this.#overrides.forSubjectSync(cleanSubject)
+      : await this.#overrides.forSubject(cleanSubject);
+    const bound: string[] = [];
+    for (const resource of this.#rules.resources(runtime)) {
+      if (this.#rules.rulesFor(resource, cleanSubject, runtime).length > 0) bound.push(resource);
+    }
+    return bound;
+  }
+
+  /**
+   * May this task run? Estimates what it will spend (the engine's `estimator`) and checks
+   * the estimates, with every other resource bound to the task's subject, in one read.
+   * The subject is `{ userId: task.createdBy, agentId, tenantId, runId }`.
+   *
+   * @throws QuotaValidationError for a bad task (nothing is read).
+   * @example
+   * const { allAllowed, results } = await engine.checkTaskQuota({ description: 'Search the web', createdBy: 'u1' });
+   */
+  checkTaskQuota(task: QuotaTask): Promise<TaskQuotaCheck> {
+    return checkTaskQuota(this, this.#config.estimator, task);
+  }
+
+  /**
+   * Runs a task under its quotas: checks it, takes a `concurrent_tasks` lease, runs
+   * `fn(ctx)` (`ctx.record(resource, amount)` records actual usage), records
+   * `execution_time` in seconds and releases the lease, also when `fn` throws or times out.
+   *
+   * @throws QuotaExceededError when refused (`fn` does not run), carrying every result.
+   * @throws TaskTimeoutError when `options.timeoutMs` passes first.
+   * @example
+   * const summary = await engine.runTask({ description: 'Summarise the report', createdBy: 'u1' },
+   *   async (ctx) => { await ctx.record('llm_requests', 1); return 'done'; });
+   */
+  runTask<T>(
+    task: QuotaTask,
+    fn: (ctx: TaskContext) => T | Promise<T>,
+    options?: RunTaskOptions,
+  ): Promise<T> {
+    return runTask(this, this.#config.estimator, task, fn, options);
+  }
+
+  /**
    * Sets a run-time quota for one user, agent, tenant or run, kept in the store so that
    * every engine on it applies it (others within `overrideCacheTtlMs`). It replaces that
    * scope's configured rules for the resource, for that id only.
@@ -442,21 +501,28 @@ export class QuotaEngine {
   }
 
   #plan(
-    entries: readonly [string, unknown][],
+    amounts: unknown,
     subject: Subject,
     now: number,
     enforce: boolean,
     runtime: RuntimeRules | null,
+    allowEmpty = false,
   ): OperationPlan {
     // Every amount is validated before the store is asked anything, so bad input changes
     // nothing.
+    if (typeof amounts !== 'object' || amounts === null || Array.isArray(amounts)) {
+      validateAmounts(amounts); // throws the validation error
+    }
     const planner = this.#planner;
     const plan = planner.begin();
-    for (const [name, value] of entries) {
+    const byResource = amounts as Record<string, unknown>;
+    for (const name in byResource) {
+      if (!Object.hasOwn(byResource, name)) continue;
       const resource = validateResource(name, this.#rules, runtime);
-      const amount = validateAmount(resource, value, false);
+      const amount = validateAmount(resource, byResource[name], false);
       planner.add(plan, resource, amount, subject, now, enforce, runtime);
     }
+    if (plan.resources.length === 0 && !allowEmpty) validateAmounts(amounts); // throws: none named
     return plan;
   }
 
@@ -576,19 +642,18 @@ export class QuotaEngine {
   ): Promise<CommitResult> {
     const traced = this.#telemetry?.begin('commit');
     try {
-      let entries: [string, unknown][] = [];
+      // A null-prototype object, so that no key of the caller's (such as `__proto__`) can
+      // reach a prototype; missing resources keep their reserved amount.
+      const merged: Record<string, unknown> = Object.create(null);
       if (actual !== null) {
-        // A Map, not an object spread, so that no key of the caller's object can reach a
-        // prototype; missing resources keep their reserved amount.
-        const merged = new Map<string, unknown>(reserved);
-        for (const [name, value] of validateAmounts(actual, true)) merged.set(name, value);
-        entries = [...merged];
+        for (const [name, value] of reserved) merged[name] = value;
+        for (const [name, value] of validateAmounts(actual, true)) merged[name] = value;
       }
       const runtime = this.#overrides.synchronous
         ? this.#overrides.forSubjectSync(subject)
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
-      const plan = this.#plan(entries, subject, now, false, runtime);
+      const plan = this.#plan(merged, subject, now, false, runtime, true);
       const storeRequest = { now, subject, counters: plan.counters, reservationId: id };
       let outcome: { values: readonly number[]; found: boolean };
       try {

@@ -3,7 +3,12 @@ import type { QuotaCheckResult } from './results.js';
 /**
  * Machine-readable error codes, one per error class.
  */
-export type QuotaErrorCode = 'quota_exceeded' | 'quota_validation' | 'quota_config' | 'quota_store';
+export type QuotaErrorCode =
+  | 'quota_exceeded'
+  | 'quota_validation'
+  | 'quota_config'
+  | 'quota_store'
+  | 'task_timeout';
 
 // A brand shared through the global symbol registry, so that `isQuotaError` recognises errors
 // thrown by a second copy of @quotakit/core in the same process (duplicate installs).

@@ -23,6 +23,7 @@ export {
   QuotaStoreError,
   QuotaValidationError,
 } from './errors.js';
+export type { QuotaEngineEvents, ThresholdEvent, ThresholdListener } from './events.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export {
   isWindowedPeriod,
@@ -56,6 +57,7 @@ export {
   type QuotaScope,
   type ResolvedRule,
 } from './rules.js';
+export type { OverrideRule, SetQuotaRequest } from './runtime-overrides.js';
 export {
   DEFAULT_CRITICAL_THRESHOLD,
   DEFAULT_WARNING_THRESHOLD,
@@ -64,10 +66,15 @@ export {
   quotaMessage,
 } from './statuses.js';
 export type {
+  OverrideFilter,
+  OverrideKey,
+  OverrideScope,
   QuotaStore,
+  StoreClaimRequest,
   StoreConsumeRequest,
   StoreConsumeResult,
   StoreCounter,
+  StoredOverride,
   StoreLimit,
   StoreReadRequest,
   StoreReadResult,
@@ -78,3 +85,33 @@ export type {
   StoreSettleResult,
 } from './store.js';
 export { MAX_ID_LENGTH, type Subject } from './subject.js';
+export {
+  DEFAULT_ESTIMATION_RULES,
+  DEFAULT_TASK_BASELINE,
+  DEFAULT_TOKENS_PER_CHARACTER,
+  defaultTaskEstimator,
+  type EstimationRule,
+  type KeywordEstimatorOptions,
+  keywordEstimator,
+  type QuotaTask,
+  type TaskEstimates,
+  type TaskEstimator,
+} from './task-estimator.js';
+export {
+  type RunTaskOptions,
+  type TaskContext,
+  type TaskQuotaCheck,
+  type TaskRecordOptions,
+  TaskTimeoutError,
+} from './task-runner.js';
+export type { OperationTrace, QuotaOperation } from './telemetry.js';
+export { VERSION } from './version.js';
+export {
+  verifyWebhookSignature,
+  WebhookDeliveryError,
+  type WebhookFailureReason,
+  type WebhookNotifier,
+  type WebhookNotifierOptions,
+  type WebhookThresholdPayload,
+  webhookNotifier,
+} from './webhook-notifier.js';

@@ -246,9 +246,16 @@ export class MemoryStore implements QuotaStore {
     return { found: held !== undefined, values };
   }
 
-  /** Live entries of the counters (undefined for absent or expired ones), one LRU lookup each. */
+  // Reused by every synchronous call (they never interleave): one allocation less per call.
+  #scratch: (CounterEntry | undefined)[] = [];
+
+  /**
+   * Live entries of the counters (undefined for absent or expired ones), one LRU lookup each,
+   * in a scratch array valid until the next call.
+   */
   #lookup(counters: readonly StoreCounter[], now: number): (CounterEntry | undefined)[] {
-    const entries = new Array<CounterEntry | undefined>(counters.length);
+    const entries = this.#scratch;
+    entries.length = counters.length;
     for (let i = 0; i < counters.length; i++) {
       const entry = this.#counters.get(counters[i]!.key);
       entries[i] = entry !== undefined && entry.expiresAt > now ? entry : undefined;
