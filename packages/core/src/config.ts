@@ -377,7 +377,12 @@ function validateResourceName(resource: string, path: string): void {
   }
 }
 
-// Errors without a caller (a failing listener, say) are worth one line each, not a crash.
+// Errors without a caller (a failing listener, a store down while overrides are read) are
+// worth a line now and then, not one per request: at most one line a minute.
+let lastWarningAt = Number.NEGATIVE_INFINITY;
 function warnOnce(error: unknown): void {
+  const now = Date.now();
+  if (now - lastWarningAt < 60_000) return;
+  lastWarningAt = now;
   console.warn('[quotakit]', error instanceof Error ? error.message : error);
 }
