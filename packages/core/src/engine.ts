@@ -103,6 +103,7 @@ interface SyncStore {
 }
 
 const NO_VALUES: readonly number[] = Object.freeze([]);
+const NO_RESULTS: readonly QuotaCheckResult[] = Object.freeze([]);
 
 /**
  * Creates a quota engine: it answers "may this subject spend this much?" and records what was
@@ -184,7 +185,9 @@ export class QuotaEngine {
       const now = this.#clock();
       const plan = this.#planner.begin();
       const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
-      const values = await this.#read(plan, subject, now);
+      const values = this.#sync
+        ? this.#readSync(this.#sync, plan, subject, now)
+        : await this.#read(plan, subject, now);
       const result = evaluateResource(resourcePlan, this.#context(values, now, false));
       if (traced) this.#telemetry!.end(traced, [result], false);
       return result;
@@ -210,7 +213,9 @@ export class QuotaEngine {
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, false, runtime);
-      const values = await this.#read(plan, subject, now);
+      const values = this.#sync
+        ? this.#readSync(this.#sync, plan, subject, now)
+        : await this.#read(plan, subject, now);
       const decision = this.#decide(plan, this.#context(values, now, false), true);
       if (traced) this.#telemetry!.end(traced, Object.values(decision.results), false);
       return decision;
@@ -355,7 +360,9 @@ export class QuotaEngine {
     const now = this.#clock();
     const plan = this.#planner.begin();
     const resourcePlan = this.#planner.add(plan, name, 0, cleanSubject, now, false, runtime);
-    const values = await this.#read(plan, cleanSubject, now);
+    const values = this.#sync
+      ? this.#readSync(this.#sync, plan, cleanSubject, now)
+      : await this.#read(plan, cleanSubject, now);
     return toReport(evaluateResource(resourcePlan, this.#context(values, now, false)));
   }
 
@@ -375,7 +382,9 @@ export class QuotaEngine {
     for (const resource of this.#rules.resources(runtime)) {
       this.#planner.add(plan, resource, 0, cleanSubject, now, false, runtime);
     }
-    const values = await this.#read(plan, cleanSubject, now);
+    const values = this.#sync
+      ? this.#readSync(this.#sync, plan, cleanSubject, now)
+      : await this.#read(plan, cleanSubject, now);
     const context = this.#context(values, now, false);
     const quotas: Record<string, QuotaStatusReport> = {};
     for (const resourcePlan of plan.resources) {
@@ -699,7 +708,7 @@ export class QuotaEngine {
   ): void {
     const traceNeedsResults = traced !== undefined && this.#telemetry!.wantsResults(traced);
     if (!traceNeedsResults && !this.#notifier.active) {
-      if (traced) this.#telemetry!.end(traced, [], false);
+      if (traced) this.#telemetry!.end(traced, NO_RESULTS, false);
       return;
     }
     const results = Object.values(decision.results);
@@ -708,6 +717,21 @@ export class QuotaEngine {
       this.#telemetry!.end(traced, results, decision.allowed && !unknown);
     }
     if (this.#notifier.active) this.#notifier.observe(results, subject, now);
+  }
+
+  /** {@link #read} against an in-process store: no promise on the hot path. */
+  #readSync(
+    store: SyncStore,
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+  ): readonly number[] | null {
+    if (plan.counters.length === 0) return NO_VALUES;
+    try {
+      return store.readSync({ now, subject, counters: plan.counters }).values;
+    } catch {
+      return null;
+    }
   }
 
   async #read(

@@ -18,6 +18,15 @@ import { VERSION } from './version.js';
 export type QuotaOperation = 'check' | 'consume' | 'reserve' | 'commit' | 'record';
 
 const SCOPE = '@quotakit/core';
+const SPAN_OPTIONS = Object.freeze({ kind: SpanKind.INTERNAL });
+
+const SPAN_NAMES: Readonly<Record<QuotaOperation, string>> = {
+  check: 'quota.check',
+  consume: 'quota.consume',
+  reserve: 'quota.reserve',
+  commit: 'quota.commit',
+  record: 'quota.record',
+};
 
 /** An operation in flight: its span and its start time. */
 export interface OperationTrace {
@@ -69,11 +78,7 @@ export class QuotaTelemetry {
 
   /** Starts the span of an operation, as a child of the active span. */
   begin(operation: QuotaOperation): OperationTrace {
-    const span = this.#tracer.startSpan(
-      `quota.${operation}`,
-      { kind: SpanKind.INTERNAL },
-      context.active(),
-    );
+    const span = this.#tracer.startSpan(SPAN_NAMES[operation], SPAN_OPTIONS, context.active());
     return { operation, span, startedAt: this.#instruments ? performance.now() : 0 };
   }
 

@@ -1,0 +1,143 @@
+import type { QuotaPeriod } from './periods.js';
+import type { QuotaCheckResult } from './results.js';
+import { statusSeverity } from './statuses.js';
+
+/**
+ * Where quota headers are written: a Web `Headers`, an Express response, or anything else
+ * with these two methods. `append` adds a list item beside those already there (so two
+ * middlewares on one route do not clobber each other); `set` replaces.
+ */
+export interface HeaderTarget {
+  set(name: string, value: string): unknown;
+  append(name: string, value: string): unknown;
+}
+
+/**
+ * Which rate-limit headers an HTTP adapter sends.
+ * - `'draft-8'`: `RateLimit-Policy` and `RateLimit` of the IETF RateLimit header fields draft
+ *   (draft-ietf-httpapi-ratelimit-headers-08), one list item per rule;
+ * - `'legacy'`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` of the
+ *   binding rule;
+ * - `false`: none (`Retry-After` and `Quota-Status` still go out).
+ */
+export type RateLimitHeaderStyle = 'draft-8' | 'legacy' | false;
+
+const FIXED_WINDOW_SECONDS: Partial<Record<QuotaPeriod, number>> = {
+  per_minute: 60,
+  per_hour: 3_600,
+  per_day: 86_400,
+  per_week: 604_800,
+};
+
+/**
+ * Length in seconds of a rule's window, for the `w` parameter; undefined for `per_request`
+ * and `total`, which have none. A month counts the days of the month that ends at `resetAt`.
+ */
+export function windowSeconds(period: QuotaPeriod, resetAt: Date | null): number | undefined {
+  const fixed = FIXED_WINDOW_SECONDS[period];
+  if (fixed !== undefined || period !== 'per_month' || resetAt === null) return fixed;
+  // A day before the end is inside the month in every time zone (offsets stay under 15 h).
+  const inside = new Date(resetAt.getTime() - 86_400_000);
+  const days = new Date(Date.UTC(inside.getUTCFullYear(), inside.getUTCMonth() + 1, 0)).getUTCDate();
+  return days * 86_400;
+}
+
+/** Whole seconds from `nowMs` until `resetAt`, never negative. */
+export function secondsUntil(resetAt: Date, nowMs: number): number {
+  return Math.max(0, Math.ceil((resetAt.getTime() - nowMs) / 1000));
+}
+
+/**
+ * Writes the rate-limit headers of a decision, in `style`, and a `Quota-Status` header for
+ * every resource whose status is not `within_limit`:
+ *
+ * - draft-8 (the form express-rate-limit emits, so clients written for it work), one item per
+ *   enforced rule of every resource, appended:
+ *   `RateLimit-Policy: "llm_tokens-per_day"; q=1000000; w=86400` and
+ *   `RateLimit: "llm_tokens-per_day"; r=150000; t=3600`. Shadow rules never refuse and are not
+ *   advertised. `w` and `t` are left out for `per_request` and `total` rules (no window); a
+ *   rule the store could not read has its policy item but no `RateLimit` item. `q` and `r`
+ *   are Integers in the draft, so fractional limits are rounded down.
+ * - legacy, of the binding rule of the most constrained resource, replaced:
+ *   `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds, as
+ *   express-rate-limit sends it).
+ * - `Quota-Status` (QuotaKit's own, a Structured Fields list, appended): one item per resource
+ *   that needs attention, `<status>; resource="<name>"`, e.g.
+ *   `Quota-Status: approaching_limit; resource="llm_tokens", unknown; resource="llm_requests"`.
+ *   Statuses are the engine's: approaching_limit, at_limit, exceeded, unknown.
+ *
+ * @param nowMs - the current time by the engine's clock, for `t`.
+ * @example
+ * const headers = new Headers();
+ * writeQuotaHeaders(headers, decision.results, 'draft-8', Date.now());
+ */
+export function writeQuotaHeaders(
+  target: HeaderTarget,
+  results: Readonly<Record<string, QuotaCheckResult>>,
+  style: RateLimitHeaderStyle,
+  nowMs: number,
+): void {
+  let policy = '';
+  let limits = '';
+  let statuses = '';
+  let binding: QuotaCheckResult | undefined;
+  for (const resource in results) {
+    const result = results[resource]!;
+    if (result.status !== 'within_limit') {
+      statuses += `${statuses === '' ? '' : ', '}${result.status}; resource="${resource}"`;
+    }
+    if (style === 'legacy') {
+      if (result.limit !== null && (binding === undefined || tighter(result, binding))) {
+        binding = result;
+      }
+      continue;
+    }
+    if (style !== 'draft-8') continue;
+    const rules = result.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      if (rule.mode !== 'enforce') continue;
+      const name = `"${rule.name}"`;
+      const w = windowSeconds(rule.period, rule.resetAt);
+      policy += `${policy === '' ? '' : ', '}${name}; q=${Math.floor(rule.limit)}`;
+      if (w !== undefined) policy += `; w=${w}`;
+      if (rule.remaining === null) continue;
+      limits += `${limits === '' ? '' : ', '}${name}; r=${Math.floor(rule.remaining)}`;
+      if (rule.resetAt !== null) limits += `; t=${secondsUntil(rule.resetAt, nowMs)}`;
+    }
+  }
+  if (policy !== '') target.append('RateLimit-Policy', policy);
+  if (limits !== '') target.append('RateLimit', limits);
+  if (binding !== undefined) writeLegacyHeaders(target, binding);
+  if (statuses !== '') target.append('Quota-Status', statuses);
+}
+
+/**
+ * Writes `Retry-After` in delta-seconds (RFC 9110, section 10.2.3), rounded up so that a
+ * client waiting that long finds the window reset.
+ */
+export function writeRetryAfter(target: HeaderTarget, retryAfterMs: number): void {
+  target.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+}
+
+function writeLegacyHeaders(target: HeaderTarget, result: QuotaCheckResult): void {
+  target.set('X-RateLimit-Limit', String(Math.floor(result.limit!)));
+  if (result.remaining !== null) {
+    target.set('X-RateLimit-Remaining', String(Math.floor(result.remaining)));
+  }
+  if (result.resetAt !== null) {
+    target.set('X-RateLimit-Reset', String(Math.ceil(result.resetAt.getTime() / 1000)));
+  }
+}
+
+/** Whether `a` leaves less room than `b`: a worse status, else less headroom for its limit. */
+function tighter(a: QuotaCheckResult, b: QuotaCheckResult): boolean {
+  const severity = statusSeverity(a.status) - statusSeverity(b.status);
+  if (severity !== 0) return severity > 0;
+  return headroom(a) < headroom(b);
+}
+
+function headroom(result: QuotaCheckResult): number {
+  if (result.remaining === null || result.limit === null) return Number.POSITIVE_INFINITY;
+  return result.limit === 0 ? 0 : result.remaining / result.limit;
+}
