@@ -14,8 +14,9 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { engineMemory } from './engine-memory.js';
 import { type BenchSuite, readOptions } from './harness.js';
+import { telemetry } from './telemetry.js';
 
-const SUITES: readonly BenchSuite[] = [engineMemory];
+const SUITES: readonly BenchSuite[] = [engineMemory, telemetry];
 
 /** Name, version and location of an installed package, found from its entry point. */
 function packageInfo(specifier: string): string {

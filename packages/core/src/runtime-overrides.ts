@@ -64,7 +64,10 @@ export class RuntimeOverrides {
   readonly #options: RuntimeOverridesOptions;
   readonly #sync: SyncOverrideStore | undefined;
   readonly #resolved = new WeakMap<StoredOverride, readonly ResolvedRule[]>();
-  readonly #cache = new LRUCache<string, CachedOverrides>({ max: 10_000 });
+  readonly #cache = new LRUCache<string, CachedOverrides>({
+    maxSize: 10_000,
+    sizeCalculation: () => 1,
+  });
 
   constructor(options: RuntimeOverridesOptions) {
     this.#options = options;

@@ -5,6 +5,7 @@ import {
   createNoopMeter,
   type Histogram,
   metrics,
+  ProxyTracerProvider,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -19,6 +20,16 @@ export type QuotaOperation = 'check' | 'consume' | 'reserve' | 'commit' | 'recor
 
 const SCOPE = '@quotakit/core';
 const SPAN_OPTIONS = Object.freeze({ kind: SpanKind.INTERNAL });
+// The API's no-op provider, as a fresh proxy reports it before anything is registered.
+const NOOP_TRACER_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/** Whether an application registered a tracer provider (otherwise spans are no-ops). */
+function tracingRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return (
+    !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_TRACER_PROVIDER
+  );
+}
 
 const SPAN_NAMES: Readonly<Record<QuotaOperation, string>> = {
   check: 'quota.check',
@@ -76,8 +87,12 @@ export class QuotaTelemetry {
     };
   }
 
-  /** Starts the span of an operation, as a child of the active span. */
-  begin(operation: QuotaOperation): OperationTrace {
+  /**
+   * Starts the span of an operation, as a child of the active span; undefined when neither
+   * a tracer nor a meter provider is registered, so that the engine skips telemetry whole.
+   */
+  begin(operation: QuotaOperation): OperationTrace | undefined {
+    if (this.#instruments === undefined && !tracingRegistered()) return undefined;
     const span = this.#tracer.startSpan(SPAN_NAMES[operation], SPAN_OPTIONS, context.active());
     return { operation, span, startedAt: this.#instruments ? performance.now() : 0 };
   }

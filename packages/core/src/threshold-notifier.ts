@@ -19,7 +19,7 @@ export class ThresholdNotifier {
   readonly #claim: (request: StoreClaimRequest) => boolean | Promise<boolean>;
   readonly #onError: (error: unknown) => void;
   /** Keys this engine already claimed or saw claimed: no store call for them again. */
-  readonly #seen = new LRUCache<string, number>({ max: 10_000 });
+  readonly #seen = new LRUCache<string, number>({ maxSize: 10_000, sizeCalculation: () => 1 });
   readonly #pending = new Set<Promise<void>>();
 
   constructor(
