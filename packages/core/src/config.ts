@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { QuotaConfigError } from './errors.js';
+import { MemoryLedger } from './memory-ledger.js';
 import { MemoryStore } from './memory-store.js';
 import { isWindowedPeriod, QUOTA_PERIODS, type QuotaPeriod } from './periods.js';
 import { resourceKind } from './resource-types.js';
@@ -15,6 +16,7 @@ import type { QuotaStore } from './store.js';
 import { MAX_ID_LENGTH } from './subject.js';
 import { defaultTaskEstimator, type TaskEstimator } from './task-estimator.js';
 import { isValidTimeZone } from './time-zone.js';
+import type { UsageEvent, UsageLedger } from './usage-ledger.js';
 
 /**
  * Per-id rules that replace the default rules of the same scope for that one id
@@ -82,6 +84,12 @@ export interface QuotaEngineOptions {
    * length).
    */
   estimator?: TaskEstimator;
+  /**
+   * Where every recorded or committed amount is kept as a {@link UsageEvent}, for
+   * `usageEvents` and `exportUsage`. Defaults to a bounded {@link MemoryLedger}; `false`
+   * keeps none.
+   */
+  ledger?: UsageLedger | false;
 }
 
 /** Rules of one resource, grouped by scope. */
@@ -100,6 +108,7 @@ export interface ResolvedConfig {
   readonly onError: (error: unknown) => void;
   readonly telemetry: boolean;
   readonly estimator: TaskEstimator;
+  readonly ledger: UsageLedger | null;
   /** Default thresholds of rules that set none. */
   readonly thresholds: { readonly warning: number; readonly critical: number };
   /** Default rules by resource. */
@@ -195,6 +204,17 @@ const optionsSchema = z.strictObject({
   telemetry: z.boolean().optional(),
   estimator: z
     .custom<TaskEstimator>((value) => typeof value === 'function', 'must be a function')
+    .optional(),
+  ledger: z
+    .custom<UsageLedger | false>(
+      (value) =>
+        value === false ||
+        (typeof value === 'object' &&
+          value !== null &&
+          typeof (value as UsageLedger).append === 'function' &&
+          typeof (value as UsageLedger).query === 'function'),
+      'must be a ledger with append and query, or false',
+    )
     .optional(),
 });
 
@@ -303,6 +323,7 @@ export function resolveConfig(options: QuotaEngineOptions): ResolvedConfig {
     onError: input.onError ?? warnOnce,
     telemetry: input.telemetry ?? true,
     estimator: input.estimator ?? defaultTaskEstimator,
+    ledger: input.ledger === false ? null : (input.ledger ?? new MemoryLedger()),
     thresholds,
     defaults,
     overrides,

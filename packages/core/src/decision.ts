@@ -9,12 +9,15 @@ import type { QuotaCheckResult, QuotaDecision } from './results.js';
  */
 export class Decision implements QuotaDecision {
   readonly allowed: boolean;
+  /** Whether the store added the amounts (admitted, and the store answered). Internal. */
+  readonly recorded: boolean;
   #plan: OperationPlan | undefined;
   #context: EvaluationContext | undefined;
   #results: Record<string, QuotaCheckResult> | undefined;
 
   constructor(allowed: boolean, plan: OperationPlan, context: EvaluationContext) {
     this.allowed = allowed;
+    this.recorded = context.applied;
     this.#plan = plan;
     this.#context = context;
   }

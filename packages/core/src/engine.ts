@@ -3,6 +3,7 @@ import { Decision } from './decision.js';
 import { QuotaStoreError, QuotaValidationError } from './errors.js';
 import { type EvaluationContext, evaluateResource } from './evaluate.js';
 import type { QuotaEngineEvents, ThresholdListener } from './events.js';
+import { LedgerWriter } from './ledger-writer.js';
 import type { MemoryStore } from './memory-store.js';
 import { type OperationPlan, Planner, type ResourcePlan } from './operation-plan.js';
 import { WindowCache } from './periods.js';
@@ -37,7 +38,15 @@ import {
 import { type OperationTrace, QuotaTelemetry } from './telemetry.js';
 import { ThresholdNotifier } from './threshold-notifier.js';
 import {
+  USAGE_CSV_HEADER,
+  type UsageExportFormat,
+  usageEventToCloudEvent,
+  usageEventToCsv,
+} from './usage-export.js';
+import type { UsageEvent, UsageLedger, UsageQuery } from './usage-ledger.js';
+import {
   toSubject,
+  toUsageQuery,
   validateAmount,
   validateAmounts,
   validateId,
@@ -137,6 +146,7 @@ export class QuotaEngine {
   readonly #overrides: RuntimeOverrides;
   readonly #notifier: ThresholdNotifier;
   readonly #telemetry: QuotaTelemetry | undefined;
+  readonly #ledger: LedgerWriter | undefined;
 
   constructor(options: QuotaEngineOptions = {}) {
     const config = resolveConfig(options);
@@ -158,6 +168,7 @@ export class QuotaEngine {
     });
     this.#notifier = new ThresholdNotifier(config.store, config.onError);
     this.#telemetry = config.telemetry ? new QuotaTelemetry() : undefined;
+    this.#ledger = config.ledger ? new LedgerWriter(config.ledger, config.onError) : undefined;
   }
 
   /** The IANA time zone windows align to. */
@@ -247,8 +258,28 @@ export class QuotaEngine {
       const now = this.#clock();
       const plan = this.#planner.begin();
       const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
-      const result = await this.#record(plan, resourcePlan, subject, now, idempotencyKey);
-      if (traced) this.#telemetry!.end(traced, [result], result.status !== 'unknown');
+      const { metadata } = request;
+      if (
+        metadata !== undefined &&
+        (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))
+      ) {
+        throw new QuotaValidationError('metadata must be a plain object');
+      }
+      const { result, recorded } = await this.#record(
+        plan,
+        resourcePlan,
+        subject,
+        now,
+        idempotencyKey,
+      );
+      if (recorded && amount !== 0 && this.#ledger) {
+        this.#ledger.add(now, resource, amount, subject, {
+          taskId: request.taskId,
+          idempotencyKey,
+          metadata,
+        });
+      }
+      if (traced) this.#telemetry!.end(traced, [result], recorded);
       if (this.#notifier.active) this.#notifier.observe([result], subject, now);
       return result;
     } catch (error) {
@@ -276,6 +307,7 @@ export class QuotaEngine {
       const decision = this.#sync
         ? this.#admitSync(this.#sync, plan, subject, now, undefined)
         : await this.#admit(plan, subject, now, undefined);
+      if (decision.recorded && this.#ledger) this.#log(plan, subject, now);
       this.#observe(traced, decision, subject, now);
       return decision;
     } catch (error) {
@@ -501,10 +533,58 @@ export class QuotaEngine {
   }
 
   /**
-   * Delivers what is buffered (notifications) and closes the store if the engine created it
+   * Usage events recorded for a subject in [from, to), oldest first (what is buffered is
+   * written first, so an engine reads its own records).
+   *
+   * @throws QuotaValidationError for a bad range or ids, or when the engine keeps no ledger.
+   * @example
+   * for await (const event of engine.usageEvents({ from, to, tenantId: 'acme' })) total += event.amount;
+   */
+  async *usageEvents(query: UsageQuery): AsyncIterable<UsageEvent> {
+    const ledger = this.#requireLedger();
+    const clean = toUsageQuery(query);
+    await this.#ledger!.flush();
+    yield* ledger.query(clean);
+  }
+
+  /**
+   * Usage events in [from, to) as export lines: `csv` starts with a header line of the
+   * UsageEvent field names; `cloudevents` gives one CloudEvents 1.0 JSON object per line,
+   * whose `id` is the event's own (stable across re-exports).
+   *
+   * @throws QuotaValidationError for a bad range, ids or format.
+   */
+  async *exportUsage(
+    request: UsageQuery & { format: UsageExportFormat; source?: string },
+  ): AsyncIterable<string> {
+    requireObject(request, 'exportUsage');
+    const { format } = request;
+    if (format !== 'csv' && format !== 'cloudevents') {
+      throw new QuotaValidationError(
+        `format must be 'csv' or 'cloudevents', got ${JSON.stringify(format)}`,
+      );
+    }
+    if (format === 'csv') yield USAGE_CSV_HEADER;
+    for await (const event of this.usageEvents(request)) {
+      yield format === 'csv'
+        ? usageEventToCsv(event)
+        : usageEventToCloudEvent(event, request.source);
+    }
+  }
+
+  #requireLedger(): UsageLedger {
+    if (this.#config.ledger === null) {
+      throw new QuotaValidationError('This engine keeps no usage ledger (ledger: false)');
+    }
+    return this.#config.ledger;
+  }
+
+  /**
+   * Delivers what is buffered (usage events, notifications) and closes the store if the engine created it
    * (a store passed in options belongs to the caller, who may share it between engines).
    */
   async close(): Promise<void> {
+    await this.#ledger?.flush();
     await this.#notifier.flush();
     if (this.#ownsStore) await this.#store.close?.();
   }
@@ -610,15 +690,20 @@ export class QuotaEngine {
     return new Decision(allowed, plan, this.#context(values, now, allowed && values !== null));
   }
 
+  /** Records unconditionally; `recorded` is false for a duplicate key or a failed store. */
   async #record(
     plan: OperationPlan,
     resourcePlan: ResourcePlan,
     subject: Subject,
     now: number,
     idempotencyKey: string | undefined,
-  ): Promise<QuotaCheckResult> {
-    if (plan.counters.length === 0) {
-      return evaluateResource(resourcePlan, this.#context(NO_VALUES, now, true));
+  ): Promise<{ result: QuotaCheckResult; recorded: boolean }> {
+    // Nothing to count and no key to remember: no store call at all.
+    if (plan.counters.length === 0 && idempotencyKey === undefined) {
+      return {
+        result: evaluateResource(resourcePlan, this.#context(NO_VALUES, now, true)),
+        recorded: true,
+      };
     }
     const storeRequest = {
       now,
@@ -633,14 +718,23 @@ export class QuotaEngine {
         ? this.#sync.recordSync(storeRequest)
         : await this.#timed(this.#store.record(storeRequest));
     } catch {
-      return evaluateResource(resourcePlan, this.#context(null, now, false));
+      return {
+        result: evaluateResource(resourcePlan, this.#context(null, now, false)),
+        recorded: false,
+      };
     }
     if (outcome.duplicate) {
       // Already counted: report the state as it stands, with nothing requested.
       const unchanged: ResourcePlan = { ...resourcePlan, amount: 0 };
-      return evaluateResource(unchanged, this.#context(outcome.values, now, false));
+      return {
+        result: evaluateResource(unchanged, this.#context(outcome.values, now, false)),
+        recorded: false,
+      };
     }
-    return evaluateResource(resourcePlan, this.#context(outcome.values, now, true));
+    return {
+      result: evaluateResource(resourcePlan, this.#context(outcome.values, now, true)),
+      recorded: true,
+    };
   }
 
   async #settle(
@@ -676,6 +770,7 @@ export class QuotaEngine {
               cause: error,
             });
       }
+      if (this.#ledger) this.#log(plan, subject, now);
       const decision = this.#decide(plan, this.#context(outcome.values, now, true), false);
       const results = Object.values(decision.results);
       if (traced) this.#telemetry!.end(traced, results, true);
@@ -684,6 +779,15 @@ export class QuotaEngine {
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
+    }
+  }
+
+  /** Queues a usage event for every amount of a plan that was recorded. */
+  #log(plan: OperationPlan, subject: Subject, now: number): void {
+    for (const resourcePlan of plan.resources) {
+      if (resourcePlan.amount !== 0) {
+        this.#ledger!.add(now, resourcePlan.resource, resourcePlan.amount, subject);
+      }
     }
   }
 

@@ -1,4 +1,15 @@
 export {
+  ADMIN_ROUTES,
+  type AdminAction,
+  type AdminRequest,
+  type AdminResponse,
+  type AdminRoute,
+  QuotaAdminApi,
+  type QuotaAdminOptions,
+} from './admin-api.js';
+export { DASHBOARD_HTML, dashboardContentSecurityPolicy } from './admin-dashboard.js';
+export { addressSubject, clientAddressKey, DEFAULT_IPV6_SUBNET_BITS } from './client-address.js';
+export {
   isQuotaStore,
   type QuotaEngineOptions,
   type QuotaOverrides,
@@ -24,6 +35,7 @@ export {
   QuotaValidationError,
 } from './errors.js';
 export type { QuotaEngineEvents, ThresholdEvent, ThresholdListener } from './events.js';
+export { MemoryLedger, type MemoryLedgerOptions } from './memory-ledger.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export {
   isWindowedPeriod,
@@ -33,6 +45,23 @@ export {
   type WindowedPeriod,
   windowAt,
 } from './periods.js';
+export { Admission, QuotaGate, type QuotaMiddlewareOptions } from './quota-gate.js';
+export { QuotaHandle, type QuotaMode } from './quota-handle.js';
+export {
+  invalidQuotaRequest,
+  type QuotaRefusal,
+  type QuotaRefusalBody,
+  quotaRefusal,
+} from './quota-refusal.js';
+export {
+  type HeaderTarget,
+  type RateLimitHeaderStyle,
+  secondsUntil,
+  windowSeconds,
+  writeQuotaHeaders,
+  writeRetryAfter,
+} from './rate-limit-headers.js';
+export { parseAmount, parseRequestAmounts, type RequestAmounts } from './request-amounts.js';
 export type { Amounts, CommitResult, Lease, Reservation } from './reservation.js';
 export {
   isBuiltInResource,
@@ -105,6 +134,18 @@ export {
   TaskTimeoutError,
 } from './task-runner.js';
 export type { OperationTrace, QuotaOperation } from './telemetry.js';
+export {
+  USAGE_CSV_HEADER,
+  type UsageExportFormat,
+  usageEventToCloudEvent,
+  usageEventToCsv,
+} from './usage-export.js';
+export {
+  USAGE_EVENT_FIELDS,
+  type UsageEvent,
+  type UsageLedger,
+  type UsageQuery,
+} from './usage-ledger.js';
 export { VERSION } from './version.js';
 export {
   verifyWebhookSignature,

@@ -46,7 +46,10 @@ export function quotaRefusal(results: Readonly<Record<string, QuotaCheckResult>>
     const wait = result.retryAfterMs;
     if (wait === undefined) retryHelps = false;
     else if (retryAfterMs === undefined || wait > retryAfterMs) retryAfterMs = wait;
-    if (binding === undefined || (binding.retryAfterMs !== undefined && (wait ?? Infinity) > binding.retryAfterMs)) {
+    if (
+      binding === undefined ||
+      (binding.retryAfterMs !== undefined && (wait ?? Infinity) > binding.retryAfterMs)
+    ) {
       binding = result;
     }
   }
@@ -69,10 +72,17 @@ export function quotaRefusal(results: Readonly<Record<string, QuotaCheckResult>>
 
 /** A 400 for a request whose amounts are not numbers (nothing was counted). */
 export function invalidQuotaRequest(message: string): QuotaRefusal {
-  return { status: 400, body: { error: 'invalid_quota_request', message }, retryAfterMs: undefined, results: {} };
+  return {
+    status: 400,
+    body: { error: 'invalid_quota_request', message },
+    retryAfterMs: undefined,
+    results: {},
+  };
 }
 
-function firstOf(results: Readonly<Record<string, QuotaCheckResult>>): QuotaCheckResult | undefined {
+function firstOf(
+  results: Readonly<Record<string, QuotaCheckResult>>,
+): QuotaCheckResult | undefined {
   for (const resource in results) return results[resource];
   return undefined;
 }

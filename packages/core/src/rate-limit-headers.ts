@@ -38,7 +38,9 @@ export function windowSeconds(period: QuotaPeriod, resetAt: Date | null): number
   if (fixed !== undefined || period !== 'per_month' || resetAt === null) return fixed;
   // A day before the end is inside the month in every time zone (offsets stay under 15 h).
   const inside = new Date(resetAt.getTime() - 86_400_000);
-  const days = new Date(Date.UTC(inside.getUTCFullYear(), inside.getUTCMonth() + 1, 0)).getUTCDate();
+  const days = new Date(
+    Date.UTC(inside.getUTCFullYear(), inside.getUTCMonth() + 1, 0),
+  ).getUTCDate();
   return days * 86_400;
 }
 

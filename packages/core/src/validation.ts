@@ -2,6 +2,7 @@ import { QuotaValidationError } from './errors.js';
 import { isBuiltInResource, resourceKind } from './resource-types.js';
 import type { RuleBook, RuntimeRules } from './rule-book.js';
 import { MAX_ID_LENGTH, type Subject } from './subject.js';
+import type { UsageQuery } from './usage-ledger.js';
 
 /**
  * Reads the subject ids out of a request into a fresh object, so that nothing else the
@@ -122,4 +123,41 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return typeof value;
+}
+
+/**
+ * Validates a usage query: `from` and `to` as Dates, ISO strings or epoch ms, from <= to.
+ *
+ * @throws QuotaValidationError naming the bad field.
+ */
+export function toUsageQuery(query: UsageQuery): UsageQuery {
+  if (typeof query !== 'object' || query === null) {
+    throw new QuotaValidationError('expected an object with from and to');
+  }
+  const from = toDate(query.from, 'from');
+  const to = toDate(query.to, 'to');
+  if (from.getTime() > to.getTime()) {
+    throw new QuotaValidationError('from must not be after to');
+  }
+  const clean: UsageQuery = { ...toSubject(query), from, to };
+  if (query.resource !== undefined) {
+    if (typeof query.resource !== 'string' || query.resource.length === 0) {
+      throw new QuotaValidationError('resource must be a non-empty string');
+    }
+    clean.resource = query.resource;
+  }
+  return clean;
+}
+
+function toDate(value: unknown, field: string): Date {
+  const date =
+    value instanceof Date
+      ? value
+      : typeof value === 'string' || typeof value === 'number'
+        ? new Date(value)
+        : undefined;
+  if (date === undefined || Number.isNaN(date.getTime())) {
+    throw new QuotaValidationError(`${field} must be a Date, an ISO 8601 string or epoch ms`);
+  }
+  return date;
 }
