@@ -16,7 +16,8 @@ const RULES: QuotaRules = {
 
 function setup(defaults: QuotaRules = RULES) {
   const clock = manualClock('2026-11-28T12:00:00Z');
-  const engine = createQuotaEngine({ clock: clock.now, defaults });
+  // No ledger: its batching timer would count among the timers these tests expect cleared.
+  const engine = createQuotaEngine({ clock: clock.now, defaults, ledger: false });
   const used = async (resource: string, userId = 'u1') =>
     (await engine.getQuotaStatus(resource, { userId })).used;
   return { engine, clock, used };
