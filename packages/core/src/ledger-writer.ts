@@ -1,6 +1,9 @@
 import type { Subject } from './subject.js';
 import type { UsageEvent, UsageLedger } from './usage-ledger.js';
 
+/** The metadata of events recorded without any: one shared, frozen empty object. */
+export const NO_METADATA: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+
 /** Extra fields a recorded amount may carry into its usage event. */
 export interface UsageDetails {
   readonly taskId?: string | undefined;
@@ -37,6 +40,12 @@ export class LedgerWriter {
   readonly #flushIntervalMs: number;
   readonly #maxPending: number;
   #pending: PendingUsage[] = [];
+  // Ids are this writer's random prefix and a sequence number: unique without a random
+  // draw per event, and fixed once written, so re-exports carry the same ids.
+  readonly #idPrefix = `${globalThis.crypto.randomUUID()}-`;
+  #sequence = 0;
+  /** Consecutive failed appends: the back-off exponent, 0 when the ledger is healthy. */
+  #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> = Promise.resolve();
 
@@ -52,6 +61,11 @@ export class LedgerWriter {
     this.#maxPending = options.maxPending ?? 100_000;
   }
 
+  #nextId(): string {
+    this.#sequence += 1;
+    return this.#idPrefix + this.#sequence.toString(36);
+  }
+
   /** Queues one recorded amount. Never throws, never waits. */
   add(
     at: number,
@@ -61,13 +75,10 @@ export class LedgerWriter {
     details?: UsageDetails,
   ): void {
     this.#pending.push({ at, resource, amount, subject, details });
-    if (this.#pending.length >= this.#batchSize) {
-      void this.flush();
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => void this.flush(), this.#flushIntervalMs);
-      // Never keep a process alive for this timer; close() flushes what is left.
-      (this.#timer as { unref?: () => void }).unref?.();
-    }
+    // While the ledger fails, only the back-off timer retries: a full batch must not turn
+    // every request into another attempt at writing everything held.
+    if (this.#pending.length >= this.#batchSize && this.#failures === 0) void this.flush();
+    else this.#schedule(this.#flushIntervalMs);
   }
 
   /** Appends everything queued so far; resolves when the ledger has it (or reported failing). */
@@ -84,33 +95,49 @@ export class LedgerWriter {
     return this.#writing;
   }
 
+  #schedule(delayMs: number): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, delayMs);
+    // Never keep a process alive for this timer; close() flushes what is left.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
   async #append(batch: PendingUsage[]): Promise<void> {
-    const events = batch.map(toUsageEvent);
+    let written = 0;
     try {
-      for (let i = 0; i < events.length; i += this.#batchSize) {
-        await this.#ledger.append(events.slice(i, i + this.#batchSize));
+      while (written < batch.length) {
+        const chunk = batch.slice(written, written + this.#batchSize);
+        await this.#ledger.append(chunk.map((usage) => toUsageEvent(usage, this.#nextId())));
+        written += chunk.length;
       }
+      this.#failures = 0;
     } catch (error) {
       this.#onError(error);
-      // Keep them for the next flush, within bounds: the ledger may come back.
-      this.#pending = batch.concat(this.#pending);
+      // Keep what was not written for the next attempt, within bounds: the ledger may come
+      // back. Attempts back off from flushIntervalMs, doubling, up to a minute.
+      this.#failures += 1;
+      this.#pending = batch.slice(written).concat(this.#pending);
       const excess = this.#pending.length - this.#maxPending;
       if (excess > 0) {
         this.#pending.splice(0, excess);
         this.#onError(new Error(`Usage ledger unavailable: dropped ${excess} usage events`));
       }
+      this.#schedule(Math.min(60_000, this.#flushIntervalMs * 2 ** (this.#failures - 1)));
     }
   }
 }
 
-/** Turns a recorded amount into a {@link UsageEvent} with a fresh id. */
-export function toUsageEvent(usage: PendingUsage): UsageEvent {
+/** Turns a recorded amount into a {@link UsageEvent}. */
+export function toUsageEvent(usage: PendingUsage, id: string): UsageEvent {
   const event: UsageEvent = {
-    id: globalThis.crypto.randomUUID(),
+    id,
     at: new Date(usage.at),
     resource: usage.resource,
     amount: usage.amount,
-    metadata: usage.details?.metadata ?? {},
+    metadata: usage.details?.metadata ?? NO_METADATA,
   };
   const { subject, details } = usage;
   if (subject.userId !== undefined) event.userId = subject.userId;

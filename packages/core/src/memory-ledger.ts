@@ -13,13 +13,29 @@ export interface MemoryLedgerOptions {
  * The default ledger: the latest events in memory, in one process. Enough to look at
  * recent usage and to test exports; not a billing record.
  *
+ * Events are kept in columns (typed arrays for times and amounts, references for strings) so
+ * that a full ledger is a handful of long-lived arrays, not a hundred thousand objects for the
+ * garbage collector to walk on every collection.
+ *
  * @example
  * const engine = createQuotaEngine({ ledger: new MemoryLedger({ maxEvents: 1_000_000 }) });
  */
 export class MemoryLedger implements UsageLedger {
-  readonly #maxEvents: number;
-  // A ring buffer: appending never shifts the array.
-  readonly #events: (UsageEvent | undefined)[] = [];
+  readonly #capacity: number;
+  readonly #id: (string | undefined)[];
+  readonly #resource: (string | undefined)[];
+  readonly #userId: (string | undefined)[];
+  readonly #agentId: (string | undefined)[];
+  readonly #tenantId: (string | undefined)[];
+  readonly #runId: (string | undefined)[];
+  readonly #taskId: (string | undefined)[];
+  readonly #idempotencyKey: (string | undefined)[];
+  readonly #metadata: (Record<string, unknown> | undefined)[];
+  // Typed columns grow with the ledger (doubling, up to its capacity) rather than being
+  // allocated at full size up front.
+  #times = new Float64Array(0);
+  #amounts = new Float64Array(0);
+  // A ring: appending never shifts anything.
   #start = 0;
   #size = 0;
 
@@ -28,7 +44,16 @@ export class MemoryLedger implements UsageLedger {
     if (!Number.isSafeInteger(maxEvents) || maxEvents < 1) {
       throw new RangeError('MemoryLedger option maxEvents must be a positive integer');
     }
-    this.#maxEvents = maxEvents;
+    this.#capacity = maxEvents;
+    this.#id = [];
+    this.#resource = [];
+    this.#userId = [];
+    this.#agentId = [];
+    this.#tenantId = [];
+    this.#runId = [];
+    this.#taskId = [];
+    this.#idempotencyKey = [];
+    this.#metadata = [];
   }
 
   /** Number of events held. */
@@ -38,10 +63,26 @@ export class MemoryLedger implements UsageLedger {
 
   async append(events: readonly UsageEvent[]): Promise<void> {
     for (const event of events) {
-      const index = (this.#start + this.#size) % this.#maxEvents;
-      this.#events[index] = event;
-      if (this.#size < this.#maxEvents) this.#size += 1;
-      else this.#start = (this.#start + 1) % this.#maxEvents;
+      let slot: number;
+      if (this.#size < this.#capacity) {
+        slot = this.#size;
+        this.#size += 1;
+        this.#ensureRoom(this.#size);
+      } else {
+        slot = this.#start;
+        this.#start = (this.#start + 1) % this.#capacity;
+      }
+      this.#times[slot] = event.at.getTime();
+      this.#amounts[slot] = event.amount;
+      this.#id[slot] = event.id;
+      this.#resource[slot] = event.resource;
+      this.#userId[slot] = event.userId;
+      this.#agentId[slot] = event.agentId;
+      this.#tenantId[slot] = event.tenantId;
+      this.#runId[slot] = event.runId;
+      this.#taskId[slot] = event.taskId;
+      this.#idempotencyKey[slot] = event.idempotencyKey;
+      this.#metadata[slot] = event.metadata;
     }
   }
 
@@ -49,19 +90,50 @@ export class MemoryLedger implements UsageLedger {
     const from = query.from.getTime();
     const to = query.to.getTime();
     // A snapshot, so that appends during iteration neither skip nor repeat events.
-    const snapshot: UsageEvent[] = [];
+    const matches: UsageEvent[] = [];
     for (let i = 0; i < this.#size; i++) {
-      const event = this.#events[(this.#start + i) % this.#maxEvents]!;
-      const at = event.at.getTime();
+      const slot = (this.#start + i) % this.#capacity;
+      const at = this.#times[slot]!;
       if (at < from || at >= to) continue;
-      if (query.resource !== undefined && event.resource !== query.resource) continue;
-      if (query.userId !== undefined && event.userId !== query.userId) continue;
-      if (query.agentId !== undefined && event.agentId !== query.agentId) continue;
-      if (query.tenantId !== undefined && event.tenantId !== query.tenantId) continue;
-      if (query.runId !== undefined && event.runId !== query.runId) continue;
-      snapshot.push(event);
+      if (query.resource !== undefined && this.#resource[slot] !== query.resource) continue;
+      if (query.userId !== undefined && this.#userId[slot] !== query.userId) continue;
+      if (query.agentId !== undefined && this.#agentId[slot] !== query.agentId) continue;
+      if (query.tenantId !== undefined && this.#tenantId[slot] !== query.tenantId) continue;
+      if (query.runId !== undefined && this.#runId[slot] !== query.runId) continue;
+      matches.push(this.#event(slot));
     }
-    snapshot.sort((a, b) => a.at.getTime() - b.at.getTime());
-    yield* snapshot;
+    matches.sort((a, b) => a.at.getTime() - b.at.getTime());
+    yield* matches;
+  }
+
+  #event(slot: number): UsageEvent {
+    const event: UsageEvent = {
+      id: this.#id[slot]!,
+      at: new Date(this.#times[slot]!),
+      resource: this.#resource[slot]!,
+      amount: this.#amounts[slot]!,
+      metadata: { ...this.#metadata[slot] },
+    };
+    const optional = [
+      ['userId', this.#userId[slot]],
+      ['agentId', this.#agentId[slot]],
+      ['tenantId', this.#tenantId[slot]],
+      ['runId', this.#runId[slot]],
+      ['taskId', this.#taskId[slot]],
+      ['idempotencyKey', this.#idempotencyKey[slot]],
+    ] as const;
+    for (const [field, value] of optional) if (value !== undefined) event[field] = value;
+    return event;
+  }
+
+  #ensureRoom(size: number): void {
+    if (size <= this.#times.length) return;
+    const length = Math.min(this.#capacity, Math.max(1024, this.#times.length * 2));
+    const times = new Float64Array(length);
+    times.set(this.#times);
+    const amounts = new Float64Array(length);
+    amounts.set(this.#amounts);
+    this.#times = times;
+    this.#amounts = amounts;
   }
 }
