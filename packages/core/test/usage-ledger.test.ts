@@ -186,6 +186,23 @@ describe('usage ledger', () => {
     expect(kept.map((event) => event.amount)).toEqual([7]);
   });
 
+  it('does not retry a failing ledger on every batch, only on its back-off timer', async () => {
+    let attempts = 0;
+    const down: UsageLedger = {
+      async append() {
+        attempts += 1;
+        throw new Error('ledger down');
+      },
+      async *query() {},
+    };
+    const engine = createQuotaEngine({ ledger: down, onError: () => {} });
+    for (let i = 0; i < 2_000; i++) {
+      await engine.recordUsage({ userId: 'u', resource: 'llm_tokens', amount: 1 });
+    }
+    // The first full batch tried once; the 1,500 records after it waited for the timer.
+    expect(attempts).toBe(1);
+  });
+
   it('bounds the memory ledger to maxEvents, dropping the oldest', async () => {
     const ledger = new MemoryLedger({ maxEvents: 2 });
     const { engine } = setup(ledger);
