@@ -205,7 +205,7 @@ export class MemoryStore implements QuotaStore {
     const { now, counters, limits } = request;
     this.#expireReservations(now);
     const entries = this.#lookup(counters, now);
-    const values = valuesOf(entries);
+    const values = valuesOf(entries, counters.length);
     for (const limit of limits) {
       let used = values[limit.counter]!;
       if (limit.previous !== undefined) {
@@ -224,7 +224,7 @@ export class MemoryStore implements QuotaStore {
     const { now, counters, idempotencyKey } = request;
     this.#expireReservations(now);
     const entries = this.#lookup(counters, now);
-    const values = valuesOf(entries);
+    const values = valuesOf(entries, counters.length);
     if (idempotencyKey !== undefined) {
       const seenUntil = this.#idempotency.get(idempotencyKey);
       if (seenUntil !== undefined && seenUntil > now) return { duplicate: true, values };
@@ -241,7 +241,7 @@ export class MemoryStore implements QuotaStore {
     const held = this.#reservations.get(request.reservationId);
     if (held) this.#return(held, now);
     const entries = this.#lookup(counters, now);
-    const values = valuesOf(entries);
+    const values = valuesOf(entries, counters.length);
     this.#add(counters, entries, now);
     return { found: held !== undefined, values };
   }
@@ -254,8 +254,9 @@ export class MemoryStore implements QuotaStore {
    * in a scratch array valid until the next call.
    */
   #lookup(counters: readonly StoreCounter[], now: number): (CounterEntry | undefined)[] {
+    // Slots past counters.length keep stale entries from earlier calls; every reader stops
+    // at counters.length (shrinking the array would cost more than the lookups).
     const entries = this.#scratch;
-    entries.length = counters.length;
     for (let i = 0; i < counters.length; i++) {
       const entry = this.#counters.get(counters[i]!.key);
       entries[i] = entry !== undefined && entry.expiresAt > now ? entry : undefined;
@@ -327,8 +328,8 @@ function freezeOverride(override: StoredOverride): StoredOverride {
   });
 }
 
-function valuesOf(entries: readonly (CounterEntry | undefined)[]): number[] {
-  const values = new Array<number>(entries.length);
-  for (let i = 0; i < entries.length; i++) values[i] = entries[i]?.value ?? 0;
+function valuesOf(entries: readonly (CounterEntry | undefined)[], count: number): number[] {
+  const values = new Array<number>(count);
+  for (let i = 0; i < count; i++) values[i] = entries[i]?.value ?? 0;
   return values;
 }
