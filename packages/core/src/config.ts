@@ -311,8 +311,19 @@ export function resolveConfig(options: QuotaEngineOptions): ResolvedConfig {
     if (byId.size > 0) overrides.set(scope, byId);
   }
 
+  const store: QuotaStore = input.store ?? new MemoryStore();
+  if (store.checkRules) {
+    const all: ResolvedRule[] = [];
+    for (const scoped of defaults.values())
+      for (const rules of Object.values(scoped)) all.push(...rules);
+    for (const byId of overrides.values()) {
+      for (const byResource of byId.values())
+        for (const rules of byResource.values()) all.push(...rules);
+    }
+    store.checkRules(all);
+  }
   return {
-    store: input.store ?? new MemoryStore(),
+    store,
     timeZone: input.timeZone ?? 'UTC',
     failureMode: input.failureMode ?? 'open',
     clock: input.clock ?? Date.now,

@@ -127,6 +127,12 @@ export class RuntimeOverrides {
       throw new QuotaValidationError('rules must list at least one rule');
     }
     const resolved = rules.map((rule, index) => this.#resolveOne(key, rule, index, rules.length));
+    try {
+      this.#options.store.checkRules?.(resolved);
+    } catch (error) {
+      if (error instanceof QuotaConfigError) throw new QuotaValidationError(error.message);
+      throw error;
+    }
     const stored: StoredOverride = {
       ...key,
       rules: rules.map((rule, index) => ruleFrom(resolved[index]!, rule)),

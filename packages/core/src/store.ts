@@ -1,4 +1,4 @@
-import type { QuotaRule } from './rules.js';
+import type { QuotaRule, ResolvedRule } from './rules.js';
 import type { Subject } from './subject.js';
 
 /**
@@ -151,6 +151,13 @@ export interface QuotaStore {
    * other caller meanwhile, across every engine sharing the store.
    */
   claim(request: StoreClaimRequest): Promise<boolean>;
+  /**
+   * Optional: refuses rules this store cannot enforce correctly, by throwing a
+   * QuotaConfigError (a Redis Cluster store sharded by tenant cannot keep a global counter
+   * atomic with a tenant's, for example). The engine calls it at construction with every
+   * configured rule, and before storing a run-time override.
+   */
+  checkRules?(rules: readonly ResolvedRule[]): void;
   /** Releases connections and timers. Optional. */
   close?(): Promise<void>;
 }

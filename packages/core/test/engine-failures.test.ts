@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createQuotaEngine } from '../src/engine.js';
-import { QuotaStoreError } from '../src/errors.js';
+import { QuotaConfigError, QuotaStoreError } from '../src/errors.js';
 import { MemoryStore } from '../src/memory-store.js';
 import type { QuotaStore } from '../src/store.js';
 import { asyncView } from './async-store.js';
@@ -81,5 +81,47 @@ describe('a failing store gives a defined answer', () => {
       ),
     );
     expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+  });
+});
+
+describe('a store that cannot enforce some rules', () => {
+  // Like a Redis Cluster store sharded by tenant: no global counter can be atomic with a
+  // tenant's.
+  const shardedByTenant = (): QuotaStore => ({
+    ...asyncView(new MemoryStore()),
+    checkRules(rules) {
+      const crossing = rules.find((rule) => rule.scope === 'global');
+      if (crossing) {
+        throw new QuotaConfigError(
+          `defaults.${crossing.resource}`,
+          'a global rule crosses shards when keys are sharded by tenant',
+        );
+      }
+    },
+  });
+
+  it('refuses such rules at construction, naming the rule', () => {
+    expect(() =>
+      createQuotaEngine({
+        store: shardedByTenant(),
+        defaults: { llm_tokens: { limit: 10, period: 'per_day', scope: 'global' } },
+      }),
+    ).toThrow(/defaults\.llm_tokens: a global rule crosses shards/);
+  });
+
+  it('accepts the rules it can enforce, and checks run-time quotas too', async () => {
+    const engine = createQuotaEngine({
+      store: shardedByTenant(),
+      defaults: { llm_tokens: { limit: 10, period: 'per_day', scope: 'tenant' } },
+    });
+    await expect(
+      engine.setQuota({
+        scope: 'tenant',
+        id: 't',
+        resource: 'llm_tokens',
+        limit: 5,
+        period: 'per_day',
+      }),
+    ).resolves.toMatchObject({ id: 't' });
   });
 });
