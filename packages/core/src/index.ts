@@ -15,16 +15,7 @@ export {
   type QuotaOverrides,
   RESOURCE_NAME_PATTERN,
 } from './config.js';
-export {
-  type AcquireRequest,
-  type AllQuotasStatus,
-  type CheckQuotaRequest,
-  type ConsumeRequest,
-  createQuotaEngine,
-  QuotaEngine,
-  type RecordUsageRequest,
-  type ReserveRequest,
-} from './engine.js';
+export { createQuotaEngine, QuotaEngine } from './engine.js';
 export {
   isQuotaError,
   QuotaConfigError,
@@ -62,6 +53,14 @@ export {
   writeRetryAfter,
 } from './rate-limit-headers.js';
 export { parseAmount, parseRequestAmounts, type RequestAmounts } from './request-amounts.js';
+export type {
+  AcquireRequest,
+  AllQuotasStatus,
+  CheckQuotaRequest,
+  ConsumeRequest,
+  RecordUsageRequest,
+  ReserveRequest,
+} from './requests.js';
 export type { Amounts, CommitResult, Lease, Reservation } from './reservation.js';
 export {
   isBuiltInResource,
