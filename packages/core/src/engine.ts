@@ -4,6 +4,7 @@ import { QuotaStoreError, QuotaValidationError } from './errors.js';
 import { type EvaluationContext, evaluateResource } from './evaluate.js';
 import type { QuotaEngineEvents, ThresholdListener } from './events.js';
 import { LedgerWriter } from './ledger-writer.js';
+import type { MemoryLedger } from './memory-ledger.js';
 import type { MemoryStore } from './memory-store.js';
 import { type OperationPlan, Planner, type ResourcePlan } from './operation-plan.js';
 import { WindowCache } from './periods.js';
@@ -105,7 +106,8 @@ export class QuotaEngine {
   readonly #overrides: RuntimeOverrides;
   readonly #notifier: ThresholdNotifier;
   readonly #telemetry: QuotaTelemetry | undefined;
-  readonly #ledger: LedgerWriter | undefined;
+  /** Where recorded amounts go: an in-process ledger directly, any other through a batcher. */
+  readonly #ledger: Pick<LedgerWriter, 'add' | 'flush'> | undefined;
 
   constructor(options: QuotaEngineOptions = {}) {
     const config = resolveConfig(options);
@@ -127,7 +129,7 @@ export class QuotaEngine {
     });
     this.#notifier = new ThresholdNotifier(config.store, config.onError);
     this.#telemetry = config.telemetry ? new QuotaTelemetry() : undefined;
-    this.#ledger = config.ledger ? new LedgerWriter(config.ledger, config.onError) : undefined;
+    this.#ledger = ledgerSink(config.ledger, config.onError);
   }
 
   /** The IANA time zone windows align to. */
@@ -832,6 +834,19 @@ export class QuotaEngine {
     });
     return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
   }
+}
+
+function ledgerSink(
+  ledger: UsageLedger | null,
+  onError: (error: unknown) => void,
+): Pick<LedgerWriter, 'add' | 'flush'> | undefined {
+  if (ledger === null) return undefined;
+  const inProcess = ledger as Partial<Pick<MemoryLedger, 'recordSync'>>;
+  if (typeof inProcess.recordSync === 'function') {
+    const recordSync = inProcess.recordSync.bind(ledger);
+    return { add: recordSync, flush: () => Promise.resolve() };
+  }
+  return new LedgerWriter(ledger, onError);
 }
 
 function hasSyncTwins(store: QuotaStore): store is QuotaStore & SyncStore {

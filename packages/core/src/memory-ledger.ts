@@ -1,3 +1,5 @@
+import type { UsageDetails } from './ledger-writer.js';
+import type { Subject } from './subject.js';
 import type { UsageEvent, UsageLedger, UsageQuery } from './usage-ledger.js';
 
 /** Options of {@link MemoryLedger}. */
@@ -31,10 +33,14 @@ export class MemoryLedger implements UsageLedger {
   readonly #taskId: (string | undefined)[];
   readonly #idempotencyKey: (string | undefined)[];
   readonly #metadata: (Record<string, unknown> | undefined)[];
+  /** Event ids of {@link recordSync} are this prefix and a sequence number. */
+  readonly #idPrefix = `${globalThis.crypto.randomUUID()}-`;
+  #sequence = 0;
   // Typed columns grow with the ledger (doubling, up to its capacity) rather than being
   // allocated at full size up front.
   #times = new Float64Array(0);
   #amounts = new Float64Array(0);
+  #sequences = new Float64Array(0);
   // A ring: appending never shifts anything.
   #start = 0;
   #size = 0;
@@ -61,17 +67,37 @@ export class MemoryLedger implements UsageLedger {
     return this.#size;
   }
 
+  /**
+   * Appends one amount at once, with no allocation: the engine's path for this in-process
+   * ledger (no batching needed). The event's id is made when it is read, from a sequence
+   * number, and stays the same on every read.
+   */
+  recordSync(
+    at: number,
+    resource: string,
+    amount: number,
+    subject: Subject,
+    details?: UsageDetails,
+  ): void {
+    const slot = this.#nextSlot();
+    this.#sequence += 1;
+    this.#times[slot] = at;
+    this.#amounts[slot] = amount;
+    this.#sequences[slot] = this.#sequence;
+    this.#id[slot] = undefined;
+    this.#resource[slot] = resource;
+    this.#userId[slot] = subject.userId;
+    this.#agentId[slot] = subject.agentId;
+    this.#tenantId[slot] = subject.tenantId;
+    this.#runId[slot] = subject.runId;
+    this.#taskId[slot] = details?.taskId;
+    this.#idempotencyKey[slot] = details?.idempotencyKey;
+    this.#metadata[slot] = details?.metadata;
+  }
+
   async append(events: readonly UsageEvent[]): Promise<void> {
     for (const event of events) {
-      let slot: number;
-      if (this.#size < this.#capacity) {
-        slot = this.#size;
-        this.#size += 1;
-        this.#ensureRoom(this.#size);
-      } else {
-        slot = this.#start;
-        this.#start = (this.#start + 1) % this.#capacity;
-      }
+      const slot = this.#nextSlot();
       this.#times[slot] = event.at.getTime();
       this.#amounts[slot] = event.amount;
       this.#id[slot] = event.id;
@@ -106,9 +132,20 @@ export class MemoryLedger implements UsageLedger {
     yield* matches;
   }
 
+  #nextSlot(): number {
+    if (this.#size < this.#capacity) {
+      this.#size += 1;
+      this.#ensureRoom(this.#size);
+      return this.#size - 1;
+    }
+    const slot = this.#start;
+    this.#start = (this.#start + 1) % this.#capacity;
+    return slot;
+  }
+
   #event(slot: number): UsageEvent {
     const event: UsageEvent = {
-      id: this.#id[slot]!,
+      id: this.#id[slot] ?? this.#idPrefix + this.#sequences[slot]!.toString(36),
       at: new Date(this.#times[slot]!),
       resource: this.#resource[slot]!,
       amount: this.#amounts[slot]!,
@@ -133,7 +170,10 @@ export class MemoryLedger implements UsageLedger {
     times.set(this.#times);
     const amounts = new Float64Array(length);
     amounts.set(this.#amounts);
+    const sequences = new Float64Array(length);
+    sequences.set(this.#sequences);
     this.#times = times;
     this.#amounts = amounts;
+    this.#sequences = sequences;
   }
 }
