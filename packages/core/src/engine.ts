@@ -132,6 +132,14 @@ export class QuotaEngine {
     this.#ledger = ledgerSink(config.ledger, config.onError);
   }
 
+  /**
+   * The engine clock's current time in epoch ms (the `clock` option, `Date.now` by default):
+   * adapters use it so that a clock injected once governs headers and dashboards too.
+   */
+  now(): number {
+    return this.#clock();
+  }
+
   /** The IANA time zone windows align to. */
   get timeZone(): string {
     return this.#config.timeZone;

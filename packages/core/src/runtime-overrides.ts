@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { RESERVED_RESOURCE_NAMES, RESOURCE_NAME_PATTERN, resolveRule } from './config.js';
-import { QuotaConfigError, QuotaValidationError } from './errors.js';
+import { QuotaConfigError, QuotaStoreError, QuotaValidationError } from './errors.js';
 import type { RuntimeRules } from './rule-book.js';
 import type { QuotaRule, QuotaScope, ResolvedRule } from './rules.js';
 import type {
@@ -137,7 +137,7 @@ export class RuntimeOverrides {
       ...key,
       rules: rules.map((rule, index) => ruleFrom(resolved[index]!, rule)),
     };
-    await this.#options.timed(this.#options.store.setOverride(stored));
+    await this.#store('store the quota', this.#options.store.setOverride(stored));
     this.#cache.delete(`${key.scope}|${key.id}`);
     return stored;
   }
@@ -149,7 +149,7 @@ export class RuntimeOverrides {
    */
   async remove(request: OverrideKey): Promise<boolean> {
     const key = validateKey(request);
-    const removed = await this.#options.timed(this.#options.store.removeOverride(key));
+    const removed = await this.#store('remove the quota', this.#options.store.removeOverride(key));
     this.#cache.delete(`${key.scope}|${key.id}`);
     return removed;
   }
@@ -162,7 +162,17 @@ export class RuntimeOverrides {
       );
     }
     if (filter.id !== undefined) validateId(filter.id, 'id');
-    return this.#options.timed(this.#options.store.listOverrides(filter));
+    return this.#store('list quotas', this.#options.store.listOverrides(filter));
+  }
+
+  /** A store call that fails as a QuotaStoreError, whatever the store threw. */
+  async #store<T>(what: string, operation: Promise<T>): Promise<T> {
+    try {
+      return await this.#options.timed(operation);
+    } catch (error) {
+      if (error instanceof QuotaStoreError) throw error;
+      throw new QuotaStoreError(`Could not ${what}: the quota store failed`, { cause: error });
+    }
   }
 
   async #fetch(subject: Subject, now: number): Promise<readonly StoredOverride[]> {

@@ -180,3 +180,28 @@ describe('threshold notifications', () => {
     expect(() => engine.on('crossing' as 'threshold', () => {})).toThrow(QuotaValidationError);
   });
 });
+
+describe('run-time overrides on a failing store', () => {
+  it('fail as a QuotaStoreError, whatever the store threw', async () => {
+    const { QuotaStoreError } = await import('../src/errors.js');
+    const broken = () => Promise.reject(new Error('connection reset'));
+    const engine = createQuotaEngine({
+      store: asyncView(new MemoryStore(), {
+        setOverride: broken,
+        removeOverride: broken,
+        listOverrides: broken,
+      }),
+    });
+    const key = { scope: 'user' as const, id: 'u', resource: 'llm_tokens' };
+    await expect(engine.setQuota({ ...key, limit: 1, period: 'per_day' })).rejects.toBeInstanceOf(
+      QuotaStoreError,
+    );
+    await expect(engine.removeQuota(key)).rejects.toThrow('Could not remove the quota');
+    await expect(engine.listQuotas()).rejects.toBeInstanceOf(QuotaStoreError);
+  });
+
+  it('expose the engine clock', () => {
+    const engine = createQuotaEngine({ clock: () => 42 });
+    expect(engine.now()).toBe(42);
+  });
+});
