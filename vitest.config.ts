@@ -12,6 +12,9 @@ export default defineConfig({
         replacement: src('./packages/core/src/testing/index.ts'),
       },
       { find: /^@quotakit\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@quotakit\/express$/, replacement: src('./packages/express/src/index.ts') },
+      { find: /^@quotakit\/hono$/, replacement: src('./packages/hono/src/index.ts') },
+      { find: /^@quotakit\/redis$/, replacement: src('./packages/redis/src/index.ts') },
     ],
   },
   test: {

@@ -14,9 +14,11 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { engineMemory } from './engine-memory.js';
 import { type BenchSuite, readOptions } from './harness.js';
+import { httpSuite } from './http.js';
+import { redis } from './redis.js';
 import { telemetry } from './telemetry.js';
 
-const SUITES: readonly BenchSuite[] = [engineMemory, telemetry];
+const SUITES: readonly BenchSuite[] = [engineMemory, telemetry, redis, httpSuite];
 
 /** Name, version and location of an installed package, found from its entry point. */
 function packageInfo(specifier: string): string {

@@ -55,7 +55,7 @@ export interface QuotaAdminOptions<Req> {
    *   action === 'dashboard' || req.get('authorization') === `Bearer ${process.env.ADMIN_TOKEN}`
    */
   authorize?: (request: Req, access: { action: AdminAction }) => boolean | Promise<boolean>;
-  /** Current time in epoch ms for `now` in `/status`. Defaults to `Date.now`; pass the engine's clock if you gave it one. */
+  /** Current time in epoch ms for `now` in `/status`. Defaults to the engine's clock (`engine.now()`). */
   clock?: () => number;
 }
 
@@ -129,7 +129,7 @@ export class QuotaAdminApi<Req> {
     if (!parsed.success) throwConfigError(parsed.error);
     this.#engine = options.engine;
     this.#authorize = options.authorize;
-    this.#clock = options.clock ?? Date.now;
+    this.#clock = options.clock ?? (() => options.engine.now());
     if (this.#authorize === undefined) {
       console.warn('[quotakit] quotaAdmin() has no authorize function: it refuses every request');
     }

@@ -831,6 +831,9 @@ export class QuotaEngine {
   /** Bounds an asynchronous store call by `storeTimeoutMs`: a store never hangs the engine. */
   #timed<T>(operation: Promise<T>): Promise<T> {
     const timeoutMs = this.#config.storeTimeoutMs;
+    const own = this.#store.timeoutMs;
+    // A store that bounds its own calls needs no second timer per call.
+    if (typeof own === 'number' && own <= timeoutMs) return operation;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(

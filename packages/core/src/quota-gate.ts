@@ -34,7 +34,8 @@ export interface QuotaMiddlewareOptions<Req, OnExceeded = unknown> {
    * Who the request is charged to. Defaults to the client's IP address as
    * `{ userId: 'ip:<address>' }`, IPv6 masked to its /56 network (see `addressSubject`).
    * Behind a proxy, tell the framework which proxies to trust, or the proxy's address is
-   * everyone's; never trust an id the client sends without authenticating it.
+   * everyone's; never trust an id the client sends without authenticating it. A subject
+   * without any id is bound by global rules only.
    */
   identify?: (request: Req) => Subject | Promise<Subject>;
   /**
@@ -67,7 +68,7 @@ export interface QuotaMiddlewareOptions<Req, OnExceeded = unknown> {
   ttlMs?: number;
   /**
    * Current time in epoch ms, for the seconds-to-reset in the headers. Defaults to
-   * `Date.now`; pass the engine's clock if you gave it one.
+   * the engine's clock (`engine.now()`).
    */
   clock?: () => number;
   /**
@@ -186,7 +187,7 @@ export class QuotaGate<Req, OnExceeded = unknown> {
     this.onExceeded = options.onExceeded;
     this.#failureMode = options.failureMode;
     this.#ttlMs = options.ttlMs;
-    this.#clock = options.clock ?? Date.now;
+    this.#clock = options.clock ?? (() => options.engine.now());
     this.#onError = options.onError ?? warnAtMostOnceAMinute;
   }
 
@@ -195,35 +196,53 @@ export class QuotaGate<Req, OnExceeded = unknown> {
    * that is not a number, an id the engine refuses) become a 400 refusal; a store failure
    * follows the failure mode. Anything else (an `identify` that throws) rejects.
    */
-  async admit(request: Req): Promise<Admission> {
-    if (this.#skip !== undefined) {
-      const skipped = this.#skip(request);
-      if (skipped === true || (skipped !== false && (await skipped))) return SKIPPED;
-    }
-    const identified = this.#identify(request);
-    const subject = isPromise(identified) ? await identified : identified;
-    let amounts = this.#fixedAmounts;
-    let decision: QuotaDecision;
+  admit(request: Req): Promise<Admission> {
+    // Promise chains rather than an async function: on the hot path (no skip, a synchronous
+    // identify, fixed amounts) the engine's promise is the only one waited for.
     try {
-      if (amounts === undefined) {
-        const raw = this.#amountsOf!(request);
-        amounts = parseRequestAmounts(isPromise(raw) ? await raw : raw);
-      }
-      decision = this.#reserve
-        ? await this.#engine.reserve({ ...subject, amounts, ttlMs: this.#ttlMs })
-        : await this.#engine.consume({ ...subject, amounts });
+      if (this.#skip === undefined) return this.#identified(request);
+      const skipped = this.#skip(request);
+      if (skipped === false) return this.#identified(request);
+      return Promise.resolve(skipped).then((skip) => (skip ? SKIPPED : this.#identified(request)));
     } catch (error) {
-      if (isQuotaError(error) && error.code === 'quota_validation') {
-        return new Admission(
-          QuotaHandle.SKIPPED,
-          invalidQuotaRequest(error.message),
-          undefined,
-          false,
-          this.#clock,
-        );
-      }
-      throw error;
+      return Promise.reject(error);
     }
+  }
+
+  #identified(request: Req): Promise<Admission> {
+    const subject = this.#identify(request);
+    if (isPromise(subject)) return subject.then((resolved) => this.#priced(request, resolved));
+    return this.#priced(request, subject);
+  }
+
+  #priced(request: Req, subject: Subject): Promise<Admission> {
+    if (this.#fixedAmounts !== undefined) return this.#ask(subject, this.#fixedAmounts);
+    try {
+      const raw = this.#amountsOf!(request);
+      if (!isPromise(raw)) return this.#ask(subject, parseRequestAmounts(raw));
+      return raw.then(
+        (resolved) => this.#ask(subject, parseRequestAmounts(resolved)),
+        (error: unknown) => this.#invalid(error),
+      );
+    } catch (error) {
+      return this.#invalid(error);
+    }
+  }
+
+  #ask(subject: Subject, amounts: Amounts): Promise<Admission> {
+    // Named fields rather than a spread: a fixed shape keeps the engine's hot path fast, and
+    // nothing else `identify` returned travels on.
+    const { userId, agentId, tenantId, runId } = subject;
+    const pending = this.#reserve
+      ? this.#engine.reserve({ userId, agentId, tenantId, runId, amounts, ttlMs: this.#ttlMs })
+      : this.#engine.consume({ userId, agentId, tenantId, runId, amounts });
+    return pending.then(
+      (decision) => this.#decided(subject, decision),
+      (error: unknown) => this.#invalid(error),
+    );
+  }
+
+  #decided(subject: Subject, decision: QuotaDecision): Admission {
     let allowed = decision.allowed;
     if (this.#failureMode !== undefined && hasUnknown(decision.results)) {
       allowed = this.#failureMode === 'open';
@@ -232,13 +251,8 @@ export class QuotaGate<Req, OnExceeded = unknown> {
     // A refusal holds nothing: the engine refused (and took nothing), or the store did not
     // answer (and so could not take anything either).
     if (!allowed) {
-      return new Admission(
-        QuotaHandle.SKIPPED,
-        quotaRefusal(decision.results),
-        results,
-        this.#style,
-        this.#clock,
-      );
+      const refusal = quotaRefusal(decision.results);
+      return new Admission(QuotaHandle.SKIPPED, refusal, results, this.#style, this.#clock);
     }
     const handle = new QuotaHandle({
       engine: this.#engine,
@@ -249,6 +263,17 @@ export class QuotaGate<Req, OnExceeded = unknown> {
       onError: this.#onError,
     });
     return new Admission(handle, undefined, results, this.#style, this.#clock);
+  }
+
+  /** A 400 for a validation error (bad amount, bad id); anything else rejects. */
+  #invalid(error: unknown): Promise<Admission> {
+    if (isQuotaError(error) && error.code === 'quota_validation') {
+      const refusal = invalidQuotaRequest(error.message);
+      return Promise.resolve(
+        new Admission(QuotaHandle.SKIPPED, refusal, undefined, false, this.#clock),
+      );
+    }
+    return Promise.reject(error);
   }
 }
 

@@ -18,7 +18,7 @@ export interface HeaderTarget {
  *   (draft-ietf-httpapi-ratelimit-headers-08), one list item per rule;
  * - `'legacy'`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` of the
  *   binding rule;
- * - `false`: none (`Retry-After` and `Quota-Status` still go out).
+ * - `false`: none, and no `Quota-Status` either (`Retry-After` still goes out on a refusal).
  */
 export type RateLimitHeaderStyle = 'draft-8' | 'legacy' | false;
 

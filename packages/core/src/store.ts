@@ -158,6 +158,12 @@ export interface QuotaStore {
    * configured rule, and before storing a run-time override.
    */
   checkRules?(rules: readonly ResolvedRule[]): void;
+  /**
+   * Optional: the longest any call of this store takes before it fails by itself (RedisStore's
+   * `timeoutMs`). When it is within the engine's `storeTimeoutMs`, the engine adds no timer of
+   * its own to each call.
+   */
+  readonly timeoutMs?: number;
   /** Releases connections and timers. Optional. */
   close?(): Promise<void>;
 }

@@ -1,0 +1,108 @@
+import {
+  type Admission,
+  addressSubject,
+  QuotaConfigError,
+  QuotaGate,
+  type QuotaHandle,
+  type QuotaMiddlewareOptions,
+  type QuotaRefusal,
+  type Subject,
+} from '@quotakit/core';
+import type { Context, MiddlewareHandler } from 'hono';
+
+/** What `quota()` adds to the context: `c.get('quota')` in the handlers behind it. */
+export type QuotaVariables = { quota: QuotaHandle };
+
+/**
+ * Answers a refused request (429, or 503 when the store did not answer and the failure mode
+ * is closed) instead of the default JSON body. The rate-limit headers are already set.
+ */
+export type HonoOnExceeded = (c: Context, refusal: QuotaRefusal) => Response | Promise<Response>;
+
+/** Options of {@link quota}; `identify`, `amounts` and `skip` receive the context. */
+export type QuotaOptions = QuotaMiddlewareOptions<Context, HonoOnExceeded>;
+
+/**
+ * Hono middleware (any runtime: web-standard Request and Response only) that charges every
+ * request to a subject before the handler runs, with the same behaviour, options, headers and
+ * 429 body as `@quotakit/express`. The handler finds the handle at `c.get('quota')`.
+ *
+ * In reserve mode the reservation is settled once the handler has answered: committed with
+ * what it recorded, or released whole when it threw (`c.error`), answered 5xx, or the client
+ * went away (the request's `signal` aborted). A streamed body may still be flowing then.
+ *
+ * @throws QuotaConfigError for a bad option, at once.
+ * @example
+ * app.post('/chat', quota({ engine, mode: 'reserve', identify: (c) => ({ userId: c.get('userId') }),
+ *   amounts: { llm_requests: 1, llm_tokens: 2000 } }), async (c) => {
+ *     const reply = await callModel(await c.req.json());
+ *     c.get('quota').record('llm_tokens', reply.usage.total_tokens);
+ *     return c.json(reply);
+ *   });
+ */
+export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: QuotaVariables }> {
+  const gate = new QuotaGate<Context, HonoOnExceeded>(options, identifyByAddress);
+  const { onExceeded } = gate;
+  return async (c, next) => {
+    const admission = await gate.admit(c);
+    const { handle, refusal } = admission;
+    c.set('quota', handle);
+    if (refusal !== undefined) {
+      const response =
+        onExceeded !== undefined && refusal.status !== 400
+          ? await onExceeded(c, refusal)
+          : c.json(refusal.body, refusal.status);
+      return withHeaders(response, admission);
+    }
+    await next();
+    // Written on the response the handler made: headers set on the context beforehand are
+    // lost when a handler returns a Response of its own.
+    const response = withHeaders(c.res, admission);
+    if (response !== c.res) {
+      c.res = undefined; // so that Hono does not copy the old headers over the new ones
+      c.res = response;
+    }
+    // Awaited, so that the caller's next request already sees the commit, and so that
+    // runtimes that stop work once the response is out (Workers) do not cut it short.
+    if (handle.pending) {
+      await handle.settle(c.error === undefined && c.res.status < 500 && !c.req.raw.signal.aborted);
+    }
+  };
+}
+
+/** `response` with the admission's headers; a copy when its headers are immutable (fetch). */
+function withHeaders(response: Response, admission: Admission): Response {
+  try {
+    admission.writeHeaders(response.headers);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    admission.writeHeaders(copy.headers);
+    return copy;
+  }
+}
+
+/**
+ * The client's address from the runtime's connection info: @hono/node-server, Bun and Deno
+ * expose it; elsewhere (Cloudflare Workers) pass `identify`.
+ */
+function identifyByAddress(c: Context): Subject {
+  const env = c.env as RuntimeBindings | undefined;
+  const address =
+    env?.incoming?.socket?.remoteAddress ??
+    env?.requestIP?.(c.req.raw)?.address ??
+    env?.remoteAddr?.hostname;
+  if (address === undefined) {
+    throw new QuotaConfigError('identify', 'this runtime gives no client address: pass identify');
+  }
+  return addressSubject(address);
+}
+
+interface RuntimeBindings {
+  /** @hono/node-server */
+  incoming?: { socket?: { remoteAddress?: string } };
+  /** Bun's server */
+  requestIP?: (request: Request) => { address: string } | null;
+  /** Deno.serve's handler info */
+  remoteAddr?: { hostname?: string };
+}

@@ -1,0 +1,108 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type ServerType, serve } from '@hono/node-server';
+import { createQuotaEngine } from '@quotakit/core';
+import { type QuotaVariables, quota } from '@quotakit/hono';
+import { Hono } from 'hono';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const rules = {
+  llm_requests: { limit: 2, period: 'per_minute' as const },
+  llm_tokens: { limit: 10_000, period: 'per_day' as const },
+};
+
+let server: ServerType | undefined;
+afterEach(async () => {
+  if (server === undefined) return;
+  (server as http.Server).closeAllConnections();
+  await new Promise((resolve) => server!.close(resolve));
+  server = undefined;
+});
+
+async function listen(app: Hono<{ Variables: QuotaVariables }>): Promise<string> {
+  server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('quota() on a real @hono/node-server listener', () => {
+  it('keys callers by their address and refuses the third request with 429', async () => {
+    const engine = createQuotaEngine({ defaults: rules });
+    const app = new Hono<{ Variables: QuotaVariables }>();
+    app.get('/chat', quota({ engine, amounts: { llm_requests: 1 } }), (c) =>
+      c.json(c.get('quota').subject),
+    );
+    const base = await listen(app);
+    const first = await fetch(`${base}/chat`);
+    expect(await first.json()).toEqual({ userId: 'ip:127.0.0.1' });
+    expect(first.headers.get('ratelimit-policy')).toBe('"llm_requests-per_minute"; q=2; w=60');
+    expect(first.headers.get('ratelimit')).toMatch(/^"llm_requests-per_minute"; r=1; t=\d+$/);
+    await fetch(`${base}/chat`);
+    const third = await fetch(`${base}/chat`);
+    expect(third.status).toBe(429);
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await third.json()) as { error: string }).error).toBe('quota_exceeded');
+  });
+
+  it('releases the reservation when the client goes away mid-handler', async () => {
+    const engine = createQuotaEngine({ defaults: rules });
+    const used = async (resource: string) =>
+      (await engine.getQuotaStatus(resource, { userId: 'u1' })).used;
+    let entered!: () => void;
+    const handlerEntered = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let finishHandler!: () => void;
+    const handlerMayFinish = new Promise<void>((resolve) => {
+      finishHandler = resolve;
+    });
+    let aborted!: () => void;
+    const requestAborted = new Promise<void>((resolve) => {
+      aborted = resolve;
+    });
+    let settled!: () => void;
+    const middlewareDone = new Promise<void>((resolve) => {
+      settled = resolve;
+    });
+    const app = new Hono<{ Variables: QuotaVariables }>();
+    app.use(async (_c, next) => {
+      await next();
+      settled();
+    });
+    app.post(
+      '/chat',
+      quota({
+        engine,
+        mode: 'reserve',
+        identify: () => ({ userId: 'u1' }),
+        amounts: { llm_requests: 1, llm_tokens: 2000 },
+      }),
+      async (c) => {
+        c.get('quota').record('llm_tokens', 300);
+        c.req.raw.signal.addEventListener('abort', () => aborted());
+        entered();
+        await handlerMayFinish;
+        return c.json({ late: true });
+      },
+    );
+    const base = new URL(await listen(app));
+    const client = http.request({
+      host: base.hostname,
+      port: base.port,
+      method: 'POST',
+      path: '/chat',
+    });
+    client.on('error', () => {}); // the abort below
+    client.end();
+    await handlerEntered;
+    expect(await used('llm_tokens')).toBe(2000);
+    client.destroy();
+    // The handler is still waiting (an LLM call, say) and answers to nobody once it is done.
+    await requestAborted;
+    finishHandler();
+    await middlewareDone;
+    expect(await used('llm_tokens')).toBe(0);
+    expect(await used('llm_requests')).toBe(0);
+  });
+});

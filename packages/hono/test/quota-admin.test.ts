@@ -1,0 +1,105 @@
+import { createQuotaEngine, type QuotaEngine } from '@quotakit/core';
+import { quotaAdmin } from '@quotakit/hono';
+import { type Context, Hono } from 'hono';
+import { describe, expect, it, vi } from 'vitest';
+import { manualClock } from './fixtures.js';
+
+const TOKEN = 'test-admin-token';
+const START = '2026-03-10T12:00:30.000Z';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+function adminApp(engine: QuotaEngine, withAuthorize = true) {
+  const app = new Hono();
+  app.route(
+    '/admin',
+    quotaAdmin({
+      engine,
+      clock: manualClock(START).now,
+      authorize: withAuthorize
+        ? (c: Context) => c.req.header('authorization') === `Bearer ${TOKEN}`
+        : undefined,
+    }),
+  );
+  return app;
+}
+
+const engineWithRules = () =>
+  createQuotaEngine({
+    defaults: { llm_requests: { limit: 100, period: 'per_day' } },
+    clock: manualClock(START).now,
+  });
+
+const routes = [
+  ['GET', '/admin/status?userId=u1'],
+  ['GET', '/admin/quotas'],
+  ['PUT', '/admin/quotas/user/u1/llm_requests'],
+  ['DELETE', '/admin/quotas/user/u1/llm_requests'],
+  ['GET', '/admin/dashboard'],
+] as const;
+const ruleBody = JSON.stringify({ limit: 5, period: 'per_day' });
+
+describe('quotaAdmin() for Hono', () => {
+  it.each(routes)('refuses %s %s with 403 without authorize', async (method, path) => {
+    vi.spyOn(console, 'warn').mockImplementationOnce(() => {});
+    const app = adminApp(engineWithRules(), false);
+    const body = method === 'PUT' ? ruleBody : undefined;
+    const response = await app.request(path, { method, body, headers: auth });
+    expect(response.status).toBe(403);
+  });
+
+  it.each(routes)('refuses %s %s with 401 without the token', async (method, path) => {
+    const engine = engineWithRules();
+    const body = method === 'PUT' ? ruleBody : undefined;
+    const response = await adminApp(engine).request(path, { method, body });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe('Bearer realm="quotakit"');
+    expect(await engine.listQuotas()).toEqual([]);
+  });
+
+  it('reports the status of a subject', async () => {
+    const engine = engineWithRules();
+    await engine.consume({ userId: 'u1', amounts: { llm_requests: 96 } });
+    const response = await adminApp(engine).request('/admin/status?userId=u1', { headers: auth });
+    const body = (await response.json()) as { now: string; quotas: Record<string, unknown> };
+    expect(body.now).toBe(START);
+    expect(body.quotas.llm_requests).toMatchObject({ status: 'at_limit', used: 96, remaining: 4 });
+  });
+
+  it('sets and removes a run-time quota, decoding the id', async () => {
+    const engine = engineWithRules();
+    const app = adminApp(engine);
+    const path = '/admin/quotas/tenant/acme%20%2F%20eu/llm_requests';
+    const put = await app.request(path, { method: 'PUT', body: ruleBody, headers: auth });
+    expect(put.status).toBe(200);
+    expect((await engine.getQuotaStatus('llm_requests', { tenantId: 'acme / eu' })).limit).toBe(5);
+    expect((await app.request(path, { method: 'DELETE', headers: auth })).status).toBe(200);
+    expect((await app.request(path, { method: 'DELETE', headers: auth })).status).toBe(404);
+  });
+
+  it.each([
+    ['malformed JSON', '{"limit":', 400, /^Invalid JSON body: /],
+    [
+      'a rule with an unknown key',
+      '{"limit":5,"period":"per_day","id":"u2"}',
+      400,
+      /^Invalid rule/,
+    ],
+    ['a zero threshold', '{"limit":5,"period":"per_day","warningThreshold":0}', 400, /above 0/],
+    [
+      'a huge body',
+      JSON.stringify({ limit: 1, period: 'per_day', name: 'x'.repeat(20_000) }),
+      413,
+      /16 KiB/,
+    ],
+  ])('answers PUT with %s by %i and changes nothing', async (_, body, status, message) => {
+    const engine = engineWithRules();
+    const response = await adminApp(engine).request('/admin/quotas/user/u1/llm_requests', {
+      method: 'PUT',
+      body,
+      headers: { ...auth, 'content-type': 'application/json' },
+    });
+    expect(response.status).toBe(status);
+    expect(((await response.json()) as { message: string }).message).toMatch(message);
+    expect(await engine.listQuotas()).toEqual([]);
+  });
+});

@@ -1,0 +1,71 @@
+import type { RedisScriptClient } from './redis-client.js';
+
+/** Client states (ioredis Redis and Cluster) in which nothing can reach Redis. */
+const DOWN_STATES: ReadonlySet<string> = new Set(['reconnecting', 'disconnecting', 'close', 'end']);
+
+/** A probe unanswered for this long is given up on, so that one lost reply cannot block all. */
+const PROBE_GIVE_UP_MS = 5_000;
+
+/**
+ * What {@link AvailabilityGate.enter} lets a caller do; a `'probe'` reports its command's
+ * outcome with {@link AvailabilityGate.probeSettled}.
+ */
+export type Passage = 'refused' | 'send' | 'probe';
+
+/**
+ * Decides whether a command may be sent now, so that an outage costs callers no waiting and
+ * leaves no growing queue of commands behind:
+ * - while the client is disconnected or reconnecting, nothing is sent (ioredis would hold it in
+ *   its offline queue, with default settings for as long as reconnection takes);
+ * - while it is connecting (a new or lazy client), or after a command went unanswered past the
+ *   timeout (an open but stalled connection: a paused or overloaded server, a partition not yet
+ *   noticed), one command at a time goes out as a probe, until Redis answers again.
+ */
+export class AvailabilityGate {
+  readonly #client: RedisScriptClient;
+  #stalled = false;
+  #probeSentAt: number | undefined;
+  /** A state other than ready was seen: the next ready is a new connection. */
+  #reconnected = false;
+
+  constructor(client: RedisScriptClient) {
+    this.#client = client;
+  }
+
+  enter(): Passage {
+    const status = this.#client.status;
+    if (status === undefined || status === 'ready') {
+      if (this.#reconnected) {
+        // A new connection: whatever stalled the old one is gone with it.
+        this.#reconnected = false;
+        this.#stalled = false;
+        this.#probeSentAt = undefined;
+      }
+      if (!this.#stalled) return 'send';
+    } else {
+      this.#reconnected = true;
+      if (DOWN_STATES.has(status)) return 'refused';
+    }
+    const now = performance.now();
+    if (this.#probeSentAt !== undefined && now - this.#probeSentAt < PROBE_GIVE_UP_MS) {
+      return 'refused';
+    }
+    this.#probeSentAt = now;
+    return 'probe';
+  }
+
+  /** The probe's command came back, with a reply or an error: another may go. */
+  probeSettled(): void {
+    this.#probeSentAt = undefined;
+  }
+
+  /** Redis answered (even late, even with an error reply): it is there. */
+  answered(): void {
+    this.#stalled = false;
+  }
+
+  /** A command timed out or the connection failed under it. */
+  failed(): void {
+    this.#stalled = true;
+  }
+}

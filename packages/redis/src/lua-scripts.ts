@@ -1,0 +1,323 @@
+import { createHash } from 'node:crypto';
+
+/** A Lua script with the SHA-1 digest that EVALSHA names it by. */
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(name: string, source: string): LuaScript {
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/**
+ * Shared by the four counter scripts (read, consume, record, settle). KEYS[1] is the shard's
+ * reservation expiry index (a ZSET of reservation record keys scored by expiresAt), then come
+ * the counters, then, when ARGV[3] is not empty, the operation's own record (a reservation, an
+ * idempotency key). ARGV[1] is the engine clock's `now`: the only time the scripts know, so
+ * that injected clocks expire windows and reservations as a real one would; Redis's own TTLs
+ * (PEXPIRE durations from `now`, never absolute times) only collect garbage. ARGV[2] is '1'
+ * to read the override count (beside the index: only asked when both share a slot); (amount,
+ * ttl) pairs per counter start at ARGV[4], ttl '' meaning forever.
+ *
+ * A counter is a hash { v = value, e = expiresAt (absent: never) }. Values are kept as
+ * strings of 17 significant digits, which give back exactly the double that was stored, and
+ * leave Lua as integers when they are whole (exact below 2^53) or as those strings otherwise:
+ * Redis would truncate a Lua number to an integer. So 0.1 + 0.2 stays 0.30000000000000004,
+ * as in MemoryStore.
+ */
+const PRELUDE = `
+local now = tonumber(ARGV[1])
+local INF = math.huge
+local EXACT = 9007199254740992
+-- Expired reservations returned per call at most: a backlog drains over the next calls
+-- instead of blocking Redis in one.
+local SWEEP_LIMIT = 100
+local n = #KEYS - 1
+local record
+if ARGV[3] ~= '' then
+  n = n - 1
+  record = KEYS[#KEYS]
+end
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+-- statuses.ts fitsWithin: a tolerance keeps 0.1 + 0.2 within a limit of 0.3.
+local function fits(total, limit)
+  return total <= limit + 1e-9 * math.max(limit, 1)
+end
+
+-- Value and expiry of a live counter; nil when absent or expired by the request's now.
+local function lookup(key)
+  local f = redis.call('HMGET', key, 'v', 'e')
+  if not f[1] then return nil, nil end
+  local e = INF
+  if f[2] then e = tonumber(f[2]) end
+  if e <= now then return nil, nil end
+  return tonumber(f[1]), e
+end
+
+local function setExpiry(key, e)
+  if e == INF then
+    redis.call('HDEL', key, 'e')
+    redis.call('PERSIST', key)
+  else
+    redis.call('HSET', key, 'e', fmt(e))
+    redis.call('PEXPIRE', key, math.max(1, math.ceil(e - now)))
+  end
+end
+
+-- MemoryStore#add: an absent counter starts at a positive amount, a value never goes below 0,
+-- an expiry only ever moves later. ttl nil keeps the counter forever.
+local function add(key, v, e, amount, ttl)
+  if amount == 0 then return end
+  local expiresAt = INF
+  if ttl then expiresAt = now + ttl end
+  if v == nil then
+    if amount > 0 then
+      redis.call('HSET', key, 'v', fmt(amount))
+      setExpiry(key, expiresAt)
+    end
+    return
+  end
+  redis.call('HSET', key, 'v', fmt(math.max(0, v + amount)))
+  if expiresAt > e then setExpiry(key, expiresAt) end
+end
+
+-- Returns a held reservation's amounts (to counters still live) and forgets it.
+local function giveBack(held)
+  local raw = redis.call('GET', held)
+  if not raw then return false end
+  redis.call('DEL', held)
+  local amounts = cjson.decode(raw)
+  for i = 1, #amounts, 2 do
+    local v = lookup(amounts[i])
+    if v ~= nil then
+      redis.call('HSET', amounts[i], 'v', fmt(math.max(0, v - tonumber(amounts[i + 1]))))
+    end
+  end
+  return true
+end
+
+-- Reservations whose ttl has passed by the request's now go back before anything is read.
+-- (EXISTS first: most calls find no index, and it is the cheaper question.)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, SWEEP_LIMIT)
+  for i = 1, #due do
+    giveBack(due[i])
+    redis.call('ZREM', KEYS[1], due[i])
+  end
+end
+
+local values, expiries = {}, {}
+for i = 1, n do
+  values[i], expiries[i] = lookup(KEYS[i + 1])
+end
+
+-- The reply: flag, override count (-1: not read), then each counter's value before the
+-- operation.
+local function reply(flag)
+  local count = -1
+  if ARGV[2] == '1' then
+    -- The count sits beside the index: '{prefix}:rx' -> '{prefix}:on'.
+    count = tonumber(redis.call('GET', string.sub(KEYS[1], 1, -3) .. 'on') or '0')
+  end
+  local out = { flag, count }
+  for i = 1, n do
+    local v = values[i] or 0
+    if v % 1 == 0 and v < EXACT and v > -EXACT then out[i + 2] = v else out[i + 2] = fmt(v) end
+  end
+  return out
+end
+
+local function addAll()
+  for i = 1, n do
+    add(KEYS[i + 1], values[i], expiries[i], tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i]))
+  end
+end
+`;
+
+/** ARGV: now, count flag, ''. */
+export const READ_SCRIPT = script(
+  'read',
+  `${PRELUDE}
+return reply(0)
+`,
+);
+
+/**
+ * ARGV: now, count flag, hold ttl ('' for none; then the last key is the reservation record),
+ * (amount, ttl) per counter, the number of limits, then per limit: counter index, limit,
+ * previous index ('' for none) and, with a previous index, its weight. Every limit is checked
+ * before anything is written: all or nothing.
+ */
+export const CONSUME_SCRIPT = script(
+  'consume',
+  `${PRELUDE}
+local at = 5 + 2 * n
+for _ = 1, tonumber(ARGV[4 + 2 * n]) do
+  local c = tonumber(ARGV[at]) + 1
+  local limit = tonumber(ARGV[at + 1])
+  local used = values[c] or 0
+  if ARGV[at + 2] == '' then
+    at = at + 3
+  else
+    used = used + (values[tonumber(ARGV[at + 2]) + 1] or 0) * tonumber(ARGV[at + 3])
+    at = at + 4
+  end
+  if not fits(used + tonumber(ARGV[2 + 2 * c]), limit) then return reply(0) end
+end
+addAll()
+if record then
+  -- The record holds (key, amount) pairs as given, so that returning them subtracts exactly
+  -- what was added; it lives as long as its longest-lived counter, so that a sweep finds it
+  -- for as long as the amounts it holds can still count.
+  local ttl = tonumber(ARGV[3])
+  local held, keep = {}, ttl
+  for i = 1, n do
+    if tonumber(ARGV[2 + 2 * i]) > 0 then
+      held[#held + 1] = KEYS[i + 1]
+      held[#held + 1] = ARGV[2 + 2 * i]
+      local counterTtl = tonumber(ARGV[3 + 2 * i])
+      if counterTtl == nil then keep = INF elseif counterTtl > keep then keep = counterTtl end
+    end
+  end
+  local before = redis.call('PTTL', KEYS[1])
+  if keep == INF then
+    redis.call('SET', record, cjson.encode(held))
+  else
+    redis.call('SET', record, cjson.encode(held), 'PX', math.max(1, math.ceil(keep)))
+  end
+  redis.call('ZADD', KEYS[1], fmt(now + ttl), record)
+  if keep == INF then
+    redis.call('PERSIST', KEYS[1])
+  elseif before == -2 or (before >= 0 and before < keep) then
+    redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(keep)))
+  end
+end
+return reply(1)
+`,
+);
+
+/**
+ * ARGV: now, count flag, idempotency ttl ('' without a key; else the last key is the key's
+ * record), then (amount, ttl) per counter. Flag 1 in the reply: a duplicate, nothing added.
+ */
+export const RECORD_SCRIPT = script(
+  'record',
+  `${PRELUDE}
+if record then
+  local seenUntil = redis.call('GET', record)
+  if seenUntil and tonumber(seenUntil) > now then return reply(1) end
+  local ttl = tonumber(ARGV[3])
+  redis.call('SET', record, fmt(now + ttl), 'PX', math.max(1, math.ceil(ttl)))
+end
+addAll()
+return reply(0)
+`,
+);
+
+/**
+ * ARGV: now, count flag, 'r' (the last key is the reservation record), then (amount, ttl) per
+ * counter. Flag 1 in the reply: the reservation was still held (and has been returned).
+ */
+export const SETTLE_SCRIPT = script(
+  'settle',
+  `${PRELUDE}
+local found = giveBack(record)
+redis.call('ZREM', KEYS[1], record)
+if found then
+  for i = 1, n do
+    values[i], expiries[i] = lookup(KEYS[i + 1])
+  end
+end
+addAll()
+if found then return reply(1) end
+return reply(0)
+`,
+);
+
+/** KEYS: the claim. ARGV: now, ttl. 1 for the first caller until the ttl passes. */
+export const CLAIM_SCRIPT = script(
+  'claim',
+  `
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local claimedUntil = redis.call('GET', KEYS[1])
+if claimedUntil and tonumber(claimedUntil) > now then return 0 end
+redis.call('SET', KEYS[1], string.format('%.17g', now + ttl), 'PX', math.max(1, math.ceil(ttl)))
+return 1
+`,
+);
+
+/**
+ * KEYS: the override count, then one override hash per id (resource -> rules as JSON).
+ * Replies with the count and each hash's fields and values.
+ */
+export const GET_OVERRIDES_SCRIPT = script(
+  'get-overrides',
+  `
+local out = { tonumber(redis.call('GET', KEYS[1]) or '0') }
+for i = 2, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
+`,
+);
+
+/**
+ * KEYS: the override count, the id's override hash, the scope's index of ids.
+ * ARGV: id, resource, rules as JSON. Replies with the new count.
+ */
+export const SET_OVERRIDE_SCRIPT = script(
+  'set-override',
+  `
+if redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) == 1 then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  return redis.call('INCR', KEYS[1])
+end
+return tonumber(redis.call('GET', KEYS[1]) or '0')
+`,
+);
+
+/**
+ * KEYS: as for set. ARGV: id, resource. Replies with { removed (1 or 0), new count }.
+ */
+export const REMOVE_OVERRIDE_SCRIPT = script(
+  'remove-override',
+  `
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then
+  return { 0, tonumber(redis.call('GET', KEYS[1]) or '0') }
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[1]) end
+local count = redis.call('DECR', KEYS[1])
+if count <= 0 then
+  redis.call('DEL', KEYS[1])
+  count = 0
+end
+return { 1, count }
+`,
+);
+
+/**
+ * KEYS: the override count, then pairs of (a scope's index of ids, the key prefix of that
+ * scope's override hashes: the hash of an id is that prefix followed by the id). Replies with
+ * the count and, per pair, (id, fields and values) pairs.
+ */
+export const LIST_OVERRIDES_SCRIPT = script(
+  'list-overrides',
+  `
+local out = { tonumber(redis.call('GET', KEYS[1]) or '0') }
+for p = 2, #KEYS, 2 do
+  local ids = redis.call('SMEMBERS', KEYS[p])
+  local found = {}
+  for i = 1, #ids do
+    found[#found + 1] = ids[i]
+    found[#found + 1] = redis.call('HGETALL', KEYS[p + 1] .. ids[i])
+  end
+  out[#out + 1] = found
+end
+return out
+`,
+);
