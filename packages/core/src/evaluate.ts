@@ -1,6 +1,6 @@
-import { CheckResult } from './check-result.js';
+import { checkResult } from './check-result.js';
 import type { ResourcePlan, RulePlan } from './operation-plan.js';
-import type { RuleEvaluation } from './results.js';
+import type { QuotaCheckResult, RuleEvaluation } from './results.js';
 import { fitsWithin, statusOf, statusSeverity } from './statuses.js';
 
 /** How the store's values relate to the operation being reported. */
@@ -18,10 +18,10 @@ export interface EvaluationContext {
  * Judges one resource of an operation: one {@link RuleEvaluation} per rule, and the
  * top-level fields from the binding rule.
  */
-export function evaluateResource(plan: ResourcePlan, context: EvaluationContext): CheckResult {
+export function evaluateResource(plan: ResourcePlan, context: EvaluationContext): QuotaCheckResult {
   const { resource, amount } = plan;
   const count = plan.rules.length;
-  if (count === 0) return new CheckResult(true, resource, amount, undefined, []);
+  if (count === 0) return checkResult(true, resource, amount, undefined, []);
   const rules: RuleEvaluation[] = new Array(count);
   for (let i = 0; i < count; i++) rules[i] = evaluateRule(plan.rules[i]!, amount, context);
   const binding = count === 1 ? rules[0]! : pickBinding(rules);
@@ -38,7 +38,7 @@ export function evaluateResource(plan: ResourcePlan, context: EvaluationContext)
     }
   }
   if (context.values === null) allowed = context.allowedWhenUnknown;
-  const result = new CheckResult(allowed, resource, amount, binding, rules);
+  const result = checkResult(allowed, resource, amount, binding, rules);
   if (!allowed && retryHelps && retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
   return result;
 }

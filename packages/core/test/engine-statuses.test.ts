@@ -178,3 +178,33 @@ describe('limits of 0 and unlimited resources', () => {
 function retryAfter(result: { retryAfterMs?: number } | undefined) {
   return result?.retryAfterMs;
 }
+
+describe('results are plain data', () => {
+  it('spread, compare and serialise with every field, message included', async () => {
+    const engine = engineWith(10);
+    const decision = await engine.consume({ userId: 'u', amounts: { file_operations: 2 } });
+    expect(Object.keys(decision).sort()).toEqual(['allowed', 'results']);
+    expect(decision).toEqual({
+      allowed: true,
+      results: {
+        file_operations: {
+          allowed: true,
+          resource: 'file_operations',
+          status: 'within_limit',
+          requested: 2,
+          used: 0,
+          limit: null,
+          remaining: null,
+          period: null,
+          resetAt: null,
+          scope: null,
+          message: 'Quota OK for file_operations. Remaining: unlimited',
+          rules: [],
+        },
+      },
+    });
+    const check = await engine.checkQuota({ userId: 'u', resource: 'llm_tokens', amount: 11 });
+    expect({ ...check }.message).toBe('Quota exceeded for llm_tokens. Limit: 10, cannot proceed.');
+    expect(JSON.parse(JSON.stringify(check))).toMatchObject({ status: 'exceeded', limit: 10 });
+  });
+});
