@@ -208,3 +208,14 @@ describe('results are plain data', () => {
     expect(JSON.parse(JSON.stringify(check))).toMatchObject({ status: 'exceeded', limit: 10 });
   });
 });
+
+describe('large amounts in messages', () => {
+  it.each([1_000_000_000, 1_000_000_007, 123_456_789_012_345, Number.MAX_SAFE_INTEGER])(
+    'writes %d digit for digit',
+    async (limit) => {
+      const engine = engineWith(limit);
+      const result = await engine.checkQuota({ userId: 'u', resource: 'llm_tokens', amount: 1 });
+      expect(result.message).toBe(`Quota OK for llm_tokens. Remaining: ${limit}/${limit}`);
+    },
+  );
+});
