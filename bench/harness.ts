@@ -79,12 +79,14 @@ type Side = 'quotakit' | 'peer';
  * Runs every case for `options.rounds` rounds. Each round gives each case a fresh tinybench
  * Bench holding both sides (warm-up of both, then both measured), quotakit first in even rounds
  * and the peer first in odd ones. A round's ops/s is total operations / total measured time
- * (so garbage-collection pauses count).
+ * (so garbage-collection pauses count). `timing.timedOnly` drops tinybench's minimum sample
+ * count (for networked suites, whose samples are slow).
  */
 export async function runPaired(
   cases: readonly PairedCase[],
   options: BenchOptions,
   log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  timing: { timedOnly?: boolean } = {},
 ): Promise<PairedResult[]> {
   const results = cases.map((c) => ({
     name: c.name,
@@ -101,6 +103,10 @@ export async function runPaired(
         time: options.timeMs,
         warmup: true,
         warmupTime: options.warmupMs,
+        // tinybench takes at least 64 samples (16 in warm-up) whatever its `time`; a sample of
+        // 1,000 network round trips takes a good part of a second, so networked suites let
+        // `time` alone decide.
+        ...(timing.timedOnly ? { iterations: 1, warmupIterations: 1 } : {}),
         throws: true,
       });
       for (const side of order) bench.add(side, pairedCase[side]);

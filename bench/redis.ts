@@ -11,14 +11,13 @@ import { createQuotaEngine, type QuotaEngine } from '@quotakit/core';
 import { RedisStore } from '@quotakit/redis';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { Bench } from 'tinybench';
 import {
   type BenchOptions,
   type BenchSuite,
   OPS_PER_SAMPLE,
   type PairedCase,
-  type PairedResult,
   printPairedTable,
+  runPaired,
 } from './harness.js';
 
 // Never reached in a run (well under 1e8 operations), and within the range of real limits.
@@ -178,54 +177,6 @@ async function buildCases(sides: Sides, ids: readonly string[]): Promise<PairedC
   ];
 }
 
-/**
- * harness.ts's runPaired, with one difference: tinybench runs at least 64 samples (16 in
- * warm-up) whatever its `time`, and a sample of 1,000 awaited Redis round trips takes a good
- * fraction of a second, so that minimum would stretch a round to minutes. Here `time` and
- * `warmupTime` alone decide, as they do in practice for the sub-millisecond in-memory samples.
- */
-async function runPairedTimed(
-  cases: readonly PairedCase[],
-  options: BenchOptions,
-): Promise<PairedResult[]> {
-  const results = cases.map((c) => ({
-    name: c.name,
-    quotakit: [] as number[],
-    peer: [] as number[],
-  }));
-  for (let round = 0; round < options.rounds; round++) {
-    const order =
-      round % 2 === 0 ? (['quotakit', 'peer'] as const) : (['peer', 'quotakit'] as const);
-    const started = performance.now();
-    for (let i = 0; i < cases.length; i++) {
-      const pairedCase = cases[i]!;
-      const bench = new Bench({
-        name: pairedCase.name,
-        time: options.timeMs,
-        iterations: 1,
-        warmup: true,
-        warmupTime: options.warmupMs,
-        warmupIterations: 1,
-        throws: true,
-      });
-      for (const side of order) bench.add(side, pairedCase[side]);
-      await bench.run();
-      for (const side of order) {
-        const result = bench.getTask(side)?.result;
-        if (result === undefined || result.error !== undefined || !(result.period > 0)) {
-          throw new Error(`${pairedCase.name} / ${side}: no result`, { cause: result?.error });
-        }
-        results[i]![side].push((OPS_PER_SAMPLE * 1000) / result.period);
-      }
-    }
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    process.stderr.write(
-      `  round ${round + 1}/${options.rounds} (${order.join(' first, then ')}) ${seconds} s\n`,
-    );
-  }
-  return results;
-}
-
 async function run(options: BenchOptions): Promise<void> {
   if (!(await reachable())) {
     console.log(`Redis not reachable at ${REDIS_URL}: skipping the redis suite.`);
@@ -274,7 +225,7 @@ async function run(options: BenchOptions): Promise<void> {
         `warm-up ${options.warmupMs} ms per side and round)`,
     );
     const cases = await buildCases(sides, ids);
-    const results = await runPairedTimed(cases, options);
+    const results = await runPaired(cases, options, undefined, { timedOnly: true });
     printPairedTable(results, PEER);
   } finally {
     for (const engine of engines) await engine.close();
