@@ -155,26 +155,35 @@ export class QuotaEngine {
     requireObject(request, 'checkQuota');
     const traced = this.#telemetry?.begin('check');
     try {
-      const subject = toSubject(request);
-      const runtime = this.#overrides.synchronous
-        ? this.#overrides.forSubjectSync(subject)
-        : await this.#overrides.forSubject(subject);
-      const resource = validateResource(request.resource, this.#rules, runtime);
-      const amount =
-        request.amount === undefined ? 1 : validateAmount(resource, request.amount, false);
-      const now = this.#clock();
-      const plan = this.#planner.begin();
-      const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
-      const values = this.#sync
-        ? this.#readSync(this.#sync, plan, subject, now)
-        : await this.#read(plan, subject, now);
-      const result = evaluateResource(resourcePlan, this.#context(values, now, false));
+      const amount = request.amount === undefined ? 1 : request.amount;
+      const result = await this.#evaluateOne(request.resource, request, amount);
       if (traced) this.#telemetry!.end(traced, [result], false);
       return result;
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
     }
+  }
+
+  /** Reads one resource for a subject and judges `amount` on top: checkQuota and status. */
+  async #evaluateOne(
+    resourceName: unknown,
+    request: Subject,
+    amount: unknown,
+  ): Promise<QuotaCheckResult> {
+    const subject = toSubject(request);
+    const runtime = this.#overrides.synchronous
+      ? this.#overrides.forSubjectSync(subject)
+      : await this.#overrides.forSubject(subject);
+    const resource = validateResource(resourceName, this.#rules, runtime);
+    const checked = validateAmount(resource, amount, false);
+    const now = this.#clock();
+    const plan = this.#planner.begin();
+    const resourcePlan = this.#planner.add(plan, resource, checked, subject, now, false, runtime);
+    const values = this.#sync
+      ? this.#readSync(this.#sync, plan, subject, now)
+      : await this.#read(plan, subject, now);
+    return evaluateResource(resourcePlan, this.#context(values, now, false));
   }
 
   /**
@@ -353,18 +362,7 @@ export class QuotaEngine {
    */
   async getQuotaStatus(resource: ResourceName, subject: Subject): Promise<QuotaStatusReport> {
     requireObject(subject, 'getQuotaStatus');
-    const cleanSubject = toSubject(subject);
-    const runtime = this.#overrides.synchronous
-      ? this.#overrides.forSubjectSync(cleanSubject)
-      : await this.#overrides.forSubject(cleanSubject);
-    const name = validateResource(resource, this.#rules, runtime);
-    const now = this.#clock();
-    const plan = this.#planner.begin();
-    const resourcePlan = this.#planner.add(plan, name, 0, cleanSubject, now, false, runtime);
-    const values = this.#sync
-      ? this.#readSync(this.#sync, plan, cleanSubject, now)
-      : await this.#read(plan, cleanSubject, now);
-    return toReport(evaluateResource(resourcePlan, this.#context(values, now, false)));
+    return toReport(await this.#evaluateOne(resource, subject, 0));
   }
 
   /**
