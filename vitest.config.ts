@@ -15,6 +15,15 @@ export default defineConfig({
       { find: /^@quotakit\/express$/, replacement: src('./packages/express/src/index.ts') },
       { find: /^@quotakit\/hono$/, replacement: src('./packages/hono/src/index.ts') },
       { find: /^@quotakit\/redis$/, replacement: src('./packages/redis/src/index.ts') },
+      { find: /^@quotakit\/postgres$/, replacement: src('./packages/postgres/src/index.ts') },
+      {
+        find: /^@quotakit\/llm-wrapper\/node$/,
+        replacement: src('./packages/llm-wrapper/src/node.ts'),
+      },
+      {
+        find: /^@quotakit\/llm-wrapper$/,
+        replacement: src('./packages/llm-wrapper/src/index.ts'),
+      },
     ],
   },
   test: {

@@ -86,8 +86,9 @@ export interface QuotaEngineOptions {
   estimator?: TaskEstimator;
   /**
    * Where every recorded or committed amount is kept as a {@link UsageEvent}, for
-   * `usageEvents` and `exportUsage`. Defaults to a bounded {@link MemoryLedger}; `false`
-   * keeps none.
+   * `usageEvents` and `exportUsage`, written in batches off the hot path. Defaults to the
+   * store's own ledger when it keeps one (PostgresStore: written in the same transaction as
+   * the counters), else to a bounded {@link MemoryLedger}; `false` keeps none.
    */
   ledger?: UsageLedger | false;
 }
@@ -109,6 +110,8 @@ export interface ResolvedConfig {
   readonly telemetry: boolean;
   readonly estimator: TaskEstimator;
   readonly ledger: UsageLedger | null;
+  /** True when `ledger` is the store's own, written by the store with each operation. */
+  readonly ledgerInStore: boolean;
   /** Default thresholds of rules that set none. */
   readonly thresholds: { readonly warning: number; readonly critical: number };
   /** Default rules by resource. */
@@ -334,7 +337,8 @@ export function resolveConfig(options: QuotaEngineOptions): ResolvedConfig {
     onError: input.onError ?? warnOnce,
     telemetry: input.telemetry ?? true,
     estimator: input.estimator ?? defaultTaskEstimator,
-    ledger: input.ledger === false ? null : (input.ledger ?? new MemoryLedger()),
+    ledger: input.ledger === false ? null : (input.ledger ?? store.ledger ?? new MemoryLedger()),
+    ledgerInStore: input.ledger === undefined && store.ledger !== undefined,
     thresholds,
     defaults,
     overrides,

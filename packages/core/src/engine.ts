@@ -3,7 +3,7 @@ import { Decision } from './decision.js';
 import { QuotaStoreError, QuotaValidationError } from './errors.js';
 import { type EvaluationContext, evaluateResource } from './evaluate.js';
 import type { QuotaEngineEvents, ThresholdListener } from './events.js';
-import { LedgerWriter } from './ledger-writer.js';
+import { LedgerWriter, toUsageEvent, type UsageDetails } from './ledger-writer.js';
 import type { MemoryLedger } from './memory-ledger.js';
 import type { MemoryStore } from './memory-store.js';
 import { type OperationPlan, Planner, type ResourcePlan } from './operation-plan.js';
@@ -46,6 +46,7 @@ import {
 } from './task-runner.js';
 import { type OperationTrace, QuotaTelemetry } from './telemetry.js';
 import { ThresholdNotifier } from './threshold-notifier.js';
+import { UsageEventIds } from './usage-event-ids.js';
 import {
   USAGE_CSV_HEADER,
   type UsageExportFormat,
@@ -61,6 +62,7 @@ import {
   validateId,
   validateResource,
   validateTtl,
+  validateUsageDetails,
 } from './validation.js';
 
 /** The synchronous twins a store may offer (MemoryStore does) to skip a promise per call. */
@@ -108,6 +110,8 @@ export class QuotaEngine {
   readonly #telemetry: QuotaTelemetry | undefined;
   /** Where recorded amounts go: an in-process ledger directly, any other through a batcher. */
   readonly #ledger: Pick<LedgerWriter, 'add' | 'flush'> | undefined;
+  /** Set when the store keeps the ledger: events then travel inside the store requests. */
+  readonly #storeEventIds: UsageEventIds | undefined;
 
   constructor(options: QuotaEngineOptions = {}) {
     const config = resolveConfig(options);
@@ -129,7 +133,8 @@ export class QuotaEngine {
     });
     this.#notifier = new ThresholdNotifier(config.store, config.onError);
     this.#telemetry = config.telemetry ? new QuotaTelemetry() : undefined;
-    this.#ledger = ledgerSink(config.ledger, config.onError);
+    this.#ledger = config.ledgerInStore ? undefined : ledgerSink(config.ledger, config.onError);
+    this.#storeEventIds = config.ledgerInStore ? new UsageEventIds() : undefined;
   }
 
   /**
@@ -232,30 +237,21 @@ export class QuotaEngine {
       const amount = validateAmount(resource, request.amount, true);
       const { idempotencyKey } = request;
       if (idempotencyKey !== undefined) validateId(idempotencyKey, 'idempotencyKey');
-      if (request.taskId !== undefined) validateId(request.taskId, 'taskId');
       const now = this.#clock();
       const plan = this.#planner.begin();
       const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
-      const { metadata } = request;
-      if (
-        metadata !== undefined &&
-        (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))
-      ) {
-        throw new QuotaValidationError('metadata must be a plain object');
-      }
+      const { metadata, taskId } = validateUsageDetails(request.metadata, request.taskId);
+      const details: UsageDetails = { taskId, idempotencyKey, metadata };
       const { result, recorded } = await this.#record(
         plan,
         resourcePlan,
         subject,
         now,
         idempotencyKey,
+        details,
       );
       if (recorded && amount !== 0 && this.#ledger) {
-        this.#ledger.add(now, resource, amount, subject, {
-          taskId: request.taskId,
-          idempotencyKey,
-          metadata,
-        });
+        this.#ledger.add(now, resource, amount, subject, details);
       }
       if (traced) this.#telemetry!.end(traced, [result], recorded);
       if (this.#notifier.active) this.#notifier.observe([result], subject, now);
@@ -324,7 +320,7 @@ export class QuotaEngine {
         decision,
         expiresAt: now + ttlMs,
         reserved,
-        settle: (held, actual) => this.#settle(id, subject, held, actual),
+        settle: (held, actual, details) => this.#settle(id, subject, held, actual, details),
         onSecondCommit: () => {
           throw new QuotaValidationError(`Reservation ${id} was already committed`);
         },
@@ -510,7 +506,7 @@ export class QuotaEngine {
   async *usageEvents(query: UsageQuery): AsyncIterable<UsageEvent> {
     const ledger = this.#requireLedger();
     const clean = toUsageQuery(query);
-    await this.#ledger!.flush();
+    await this.#ledger?.flush();
     yield* ledger.query(clean);
   }
 
@@ -599,7 +595,14 @@ export class QuotaEngine {
       values = NO_VALUES;
       allowed = true;
     } else {
-      const storeRequest = { now, subject, counters: plan.counters, limits: plan.limits, hold };
+      const storeRequest = {
+        now,
+        subject,
+        counters: plan.counters,
+        limits: plan.limits,
+        hold,
+        usage: hold === undefined ? this.#storeUsage(plan, subject, now) : undefined,
+      };
       try {
         const outcome = await this.#timed(this.#store.consume(storeRequest));
         values = outcome.values;
@@ -637,6 +640,7 @@ export class QuotaEngine {
           counters: plan.counters,
           limits: plan.limits,
           hold,
+          usage: hold === undefined ? this.#storeUsage(plan, subject, now) : undefined,
         });
         values = outcome.values;
         allowed = outcome.allowed;
@@ -664,9 +668,12 @@ export class QuotaEngine {
     subject: Subject,
     now: number,
     idempotencyKey: string | undefined,
+    details: UsageDetails,
   ): Promise<{ result: QuotaCheckResult; recorded: boolean }> {
-    // Nothing to count and no key to remember: no store call at all.
-    if (plan.counters.length === 0 && idempotencyKey === undefined) {
+    // Nothing to count, no key to remember and no event for the store's ledger: no store
+    // call at all.
+    const usage = this.#storeUsage(plan, subject, now, details);
+    if (plan.counters.length === 0 && idempotencyKey === undefined && usage === undefined) {
       return {
         result: evaluateResource(resourcePlan, this.#context(NO_VALUES, now, true)),
         recorded: true,
@@ -678,6 +685,7 @@ export class QuotaEngine {
       counters: plan.counters,
       idempotencyKey,
       idempotencyTtlMs: this.#config.idempotencyTtlMs,
+      usage,
     };
     let outcome: { values: readonly number[]; duplicate: boolean };
     try {
@@ -709,12 +717,14 @@ export class QuotaEngine {
     subject: Subject,
     reserved: ReadonlyMap<string, number>,
     actual: Amounts | null,
+    details: UsageDetails | undefined,
   ): Promise<CommitResult> {
     const traced = this.#telemetry?.begin('commit');
     try {
       // A null-prototype object, so that no key of the caller's (such as `__proto__`) can
       // reach a prototype; missing resources keep their reserved amount.
       const merged: Record<string, unknown> = Object.create(null);
+      if (details !== undefined) validateUsageDetails(details.metadata, details.taskId);
       if (actual !== null) {
         for (const [name, value] of reserved) merged[name] = value;
         for (const [name, value] of validateAmounts(actual, true)) merged[name] = value;
@@ -724,7 +734,13 @@ export class QuotaEngine {
         : await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(merged, subject, now, false, runtime, true);
-      const storeRequest = { now, subject, counters: plan.counters, reservationId: id };
+      const storeRequest = {
+        now,
+        subject,
+        counters: plan.counters,
+        reservationId: id,
+        usage: this.#storeUsage(plan, subject, now, details),
+      };
       let outcome: { values: readonly number[]; found: boolean };
       try {
         outcome = this.#sync
@@ -737,7 +753,7 @@ export class QuotaEngine {
               cause: error,
             });
       }
-      if (this.#ledger) this.#log(plan, subject, now);
+      if (this.#ledger) this.#log(plan, subject, now, details);
       const decision = this.#decide(plan, this.#context(outcome.values, now, true), false);
       const results = Object.values(decision.results);
       if (traced) this.#telemetry!.end(traced, results, true);
@@ -750,12 +766,33 @@ export class QuotaEngine {
   }
 
   /** Queues a usage event for every amount of a plan that was recorded. */
-  #log(plan: OperationPlan, subject: Subject, now: number): void {
+  #log(plan: OperationPlan, subject: Subject, now: number, details?: UsageDetails): void {
     for (const resourcePlan of plan.resources) {
       if (resourcePlan.amount !== 0) {
-        this.#ledger!.add(now, resourcePlan.resource, resourcePlan.amount, subject);
+        this.#ledger!.add(now, resourcePlan.resource, resourcePlan.amount, subject, details);
       }
     }
+  }
+
+  /**
+   * The usage events a store that keeps the ledger writes with the operation; undefined
+   * when the ledger is the engine's own (or there is none).
+   */
+  #storeUsage(
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+    details?: UsageDetails,
+  ): UsageEvent[] | undefined {
+    const ids = this.#storeEventIds;
+    if (ids === undefined) return undefined;
+    const events: UsageEvent[] = [];
+    for (const { resource, amount } of plan.resources) {
+      if (amount !== 0) {
+        events.push(toUsageEvent({ at: now, resource, amount, subject, details }, ids.next()));
+      }
+    }
+    return events;
   }
 
   /** Evaluates every resource of a plan; `allowed` is the conjunction when `combine`. */

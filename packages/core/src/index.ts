@@ -36,6 +36,15 @@ export {
   type WindowedPeriod,
   windowAt,
 } from './periods.js';
+export {
+  COST_USD,
+  definePriceTable,
+  findModelPrice,
+  type ModelPrice,
+  type PriceTable,
+  type TokenUsage,
+  tokenCostUsd,
+} from './price-table.js';
 export { Admission, QuotaGate, type QuotaMiddlewareOptions } from './quota-gate.js';
 export { QuotaHandle, type QuotaMode } from './quota-handle.js';
 export {
@@ -61,7 +70,7 @@ export type {
   RecordUsageRequest,
   ReserveRequest,
 } from './requests.js';
-export type { Amounts, CommitResult, Lease, Reservation } from './reservation.js';
+export type { Amounts, CommitOptions, CommitResult, Lease, Reservation } from './reservation.js';
 export {
   isBuiltInResource,
   RESOURCE_TYPES,

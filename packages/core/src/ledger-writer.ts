@@ -1,4 +1,5 @@
 import type { Subject } from './subject.js';
+import { UsageEventIds } from './usage-event-ids.js';
 import type { UsageEvent, UsageLedger } from './usage-ledger.js';
 
 /** The metadata of events recorded without any: one shared, frozen empty object. */
@@ -11,7 +12,8 @@ export interface UsageDetails {
   readonly metadata?: Record<string, unknown> | undefined;
 }
 
-interface PendingUsage {
+/** One recorded amount, before it is given an id. */
+export interface PendingUsage {
   readonly at: number;
   readonly resource: string;
   readonly amount: number;
@@ -40,10 +42,7 @@ export class LedgerWriter {
   readonly #flushIntervalMs: number;
   readonly #maxPending: number;
   #pending: PendingUsage[] = [];
-  // Ids are this writer's random prefix and a sequence number: unique without a random
-  // draw per event, and fixed once written, so re-exports carry the same ids.
-  readonly #idPrefix = `${globalThis.crypto.randomUUID()}-`;
-  #sequence = 0;
+  readonly #ids = new UsageEventIds();
   /** Consecutive failed appends: the back-off exponent, 0 when the ledger is healthy. */
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -59,11 +58,6 @@ export class LedgerWriter {
     this.#batchSize = options.batchSize ?? 500;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1_000;
     this.#maxPending = options.maxPending ?? 100_000;
-  }
-
-  #nextId(): string {
-    this.#sequence += 1;
-    return this.#idPrefix + this.#sequence.toString(36);
   }
 
   /** Queues one recorded amount. Never throws, never waits. */
@@ -110,7 +104,7 @@ export class LedgerWriter {
     try {
       while (written < batch.length) {
         const chunk = batch.slice(written, written + this.#batchSize);
-        await this.#ledger.append(chunk.map((usage) => toUsageEvent(usage, this.#nextId())));
+        await this.#ledger.append(chunk.map((usage) => toUsageEvent(usage, this.#ids.next())));
         written += chunk.length;
       }
       this.#failures = 0;

@@ -1,6 +1,19 @@
 import type { ResourceName } from './resource-types.js';
 import type { QuotaCheckResult, QuotaDecision } from './results.js';
 
+/**
+ * What a commit adds to the usage events of the amounts it records.
+ *
+ * @example
+ * await reservation.commit({ llm_tokens: 1234 }, { metadata: { model: 'gpt-4o', provider: 'openai' } });
+ */
+export interface CommitOptions {
+  /** Free-form data for the usage events (model, provider, ...). Defaults to `{}`. */
+  readonly metadata?: Record<string, unknown>;
+  /** The task the spending belongs to. */
+  readonly taskId?: string;
+}
+
 /** Amounts by resource, e.g. `{ llm_requests: 1, llm_tokens: 500 }`. */
 export type Amounts = Partial<Record<ResourceName, number>>;
 
@@ -44,10 +57,13 @@ export interface Reservation {
    * Resources missing from `actualAmounts` are committed at their reserved amount; pass 0 to
    * return one whole. A refused reservation commits nothing.
    *
-   * @throws QuotaValidationError for bad amounts or a second commit (nothing changes).
+   * `options.metadata` and `options.taskId` go into the usage events of the committed
+   * amounts.
+   *
+   * @throws QuotaValidationError for bad amounts, metadata or a second commit (nothing changes).
    * @throws QuotaStoreError when the store fails; the hold then stays until it expires.
    */
-  commit(actualAmounts?: Amounts): Promise<CommitResult>;
+  commit(actualAmounts?: Amounts, options?: CommitOptions): Promise<CommitResult>;
   /** Returns the whole hold. Safe to call after a commit or twice: later calls do nothing. */
   release(): Promise<void>;
 }
@@ -69,6 +85,7 @@ export interface Lease {
 export type SettleFunction = (
   reserved: ReadonlyMap<string, number>,
   actualAmounts: Amounts | null,
+  options: CommitOptions | undefined,
 ) => Promise<CommitResult>;
 
 const EMPTY_COMMIT: CommitResult = Object.freeze({ expired: false, results: {} }) as CommitResult;
@@ -112,7 +129,7 @@ export class ReservationHandle implements Reservation {
     return { id: this.id, allowed: this.allowed, results: this.results, expiresAt: this.expiresAt };
   }
 
-  async commit(actualAmounts?: Amounts): Promise<CommitResult> {
+  async commit(actualAmounts?: Amounts, options?: CommitOptions): Promise<CommitResult> {
     if (this.#settled) {
       if (!this.allowed) return EMPTY_COMMIT;
       this.#onSecondCommit();
@@ -121,7 +138,7 @@ export class ReservationHandle implements Reservation {
     // twice; a failed settle un-marks it so the caller may try again.
     this.#settled = true;
     try {
-      return await this.#settle(this.#reserved, actualAmounts ?? {});
+      return await this.#settle(this.#reserved, actualAmounts ?? {}, options);
     } catch (error) {
       this.#settled = false;
       throw error;
@@ -132,7 +149,7 @@ export class ReservationHandle implements Reservation {
     if (this.#settled) return;
     this.#settled = true;
     try {
-      await this.#settle(this.#reserved, null);
+      await this.#settle(this.#reserved, null, undefined);
     } catch (error) {
       this.#settled = false;
       throw error;

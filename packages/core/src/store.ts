@@ -1,5 +1,6 @@
 import type { QuotaRule, ResolvedRule } from './rules.js';
 import type { Subject } from './subject.js';
+import type { UsageEvent, UsageLedger } from './usage-ledger.js';
 
 /**
  * One counter an operation touches. Keys are built by the engine and identify the scope,
@@ -53,6 +54,11 @@ export interface StoreConsumeRequest extends StoreRequestBase {
    * `ttlMs` passes, when the store returns them by itself.
    */
   readonly hold?: { readonly id: string; readonly ttlMs: number };
+  /**
+   * Only for a store with a {@link QuotaStore.ledger}, and never with `hold`: the usage
+   * events to append in the same atomic step, if and only if the amounts are admitted.
+   */
+  readonly usage?: readonly UsageEvent[];
 }
 
 /** Add every amount unconditionally, once per idempotency key. */
@@ -60,11 +66,21 @@ export interface StoreRecordRequest extends StoreRequestBase {
   /** When set, a second record with the same key within `idempotencyTtlMs` changes nothing. */
   readonly idempotencyKey?: string;
   readonly idempotencyTtlMs: number;
+  /**
+   * Only for a store with a {@link QuotaStore.ledger}: the usage events to append in the same
+   * atomic step, unless the idempotency key is a duplicate.
+   */
+  readonly usage?: readonly UsageEvent[];
 }
 
 /** Return a reservation's held amounts and add the given ones, in one step. */
 export interface StoreSettleRequest extends StoreRequestBase {
   readonly reservationId: string;
+  /**
+   * Only for a store with a {@link QuotaStore.ledger}: the usage events of the committed
+   * amounts, appended in the same atomic step as they are added.
+   */
+  readonly usage?: readonly UsageEvent[];
 }
 
 /** Counter values as they were before the operation (after a settle's return). */
@@ -164,6 +180,14 @@ export interface QuotaStore {
    * its own to each call.
    */
   readonly timeoutMs?: number;
+  /**
+   * Optional: a usage ledger the store keeps itself, written atomically with the counters
+   * (PostgresStore's). When present and the engine is given no `ledger` option, the engine
+   * passes the usage events of each recorded amount in the request's `usage`, and reads
+   * `usageEvents` and `exportUsage` from this ledger; counters and ledger then agree even
+   * after a crash.
+   */
+  readonly ledger?: UsageLedger;
   /** Releases connections and timers. Optional. */
   close?(): Promise<void>;
 }

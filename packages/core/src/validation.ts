@@ -161,3 +161,21 @@ function toDate(value: unknown, field: string): Date {
   }
   return date;
 }
+
+/** Checks a record's or commit's metadata (a plain object) and task id; returns them. */
+export function validateUsageDetails(
+  metadata: unknown,
+  taskId: unknown,
+): { metadata: Record<string, unknown> | undefined; taskId: string | undefined } {
+  if (
+    metadata !== undefined &&
+    (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))
+  ) {
+    throw new QuotaValidationError('metadata must be a plain object');
+  }
+  if (taskId !== undefined) validateId(taskId, 'taskId');
+  return {
+    metadata: metadata as Record<string, unknown> | undefined,
+    taskId: taskId as string | undefined,
+  };
+}

@@ -1,5 +1,7 @@
+import { MemoryLedger } from '../src/memory-ledger.js';
 import type { MemoryStore } from '../src/memory-store.js';
 import type { QuotaStore } from '../src/store.js';
+import type { UsageEvent } from '../src/usage-ledger.js';
 
 /**
  * The store contract of a MemoryStore without its synchronous twins, so the engine takes the
@@ -19,5 +21,34 @@ export function asyncView(
     removeOverride: fail.removeOverride ?? ((k) => memory.removeOverride(k)),
     listOverrides: fail.listOverrides ?? ((f) => memory.listOverrides(f)),
     claim: fail.claim ?? ((c) => memory.claim(c)),
+  };
+}
+
+/**
+ * A MemoryStore that keeps its own ledger the way PostgresStore does: the usage events of an
+ * operation are appended in the same step as its counters change, and only when they do.
+ */
+export function withOwnLedger(memory: MemoryStore, ledger = new MemoryLedger()): QuotaStore {
+  const append = (usage: readonly UsageEvent[] | undefined) => {
+    if (usage !== undefined && usage.length > 0) void ledger.append(usage);
+  };
+  return {
+    ...asyncView(memory),
+    ledger,
+    consume: async (request) => {
+      const outcome = memory.consumeSync(request);
+      if (outcome.allowed && request.hold === undefined) append(request.usage);
+      return outcome;
+    },
+    record: async (request) => {
+      const outcome = memory.recordSync(request);
+      if (!outcome.duplicate) append(request.usage);
+      return outcome;
+    },
+    settle: async (request) => {
+      const outcome = memory.settleSync(request);
+      append(request.usage);
+      return outcome;
+    },
   };
 }

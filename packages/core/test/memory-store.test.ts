@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/memory-store.js';
 import { describeStoreContract } from '../src/testing/index.js';
-import { asyncView } from './async-store.js';
+import { asyncView, withOwnLedger } from './async-store.js';
 
 describeStoreContract('MemoryStore', () => new MemoryStore(), { concurrency: 2_000 });
 
@@ -40,3 +40,10 @@ describeStoreContract(
     concurrency: 1_000,
   },
 );
+
+// A store that keeps its own ledger (as PostgresStore does): the contract's ledger part, and
+// the engine handing each operation's usage events to the store.
+describeStoreContract('MemoryStore with its own ledger', () => withOwnLedger(new MemoryStore()), {
+  concurrency: 500,
+  ledger: true,
+});

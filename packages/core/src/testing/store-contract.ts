@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQuotaEngine } from '../engine.js';
 import type { QuotaStore, StoreCounter, StoreLimit } from '../store.js';
 import type { Subject } from '../subject.js';
+import type { UsageEvent } from '../usage-ledger.js';
 
 /** Options of {@link describeStoreContract}. */
 export interface StoreContractOptions {
@@ -12,6 +13,12 @@ export interface StoreContractOptions {
    * fires five times as many against a limit of a tenth.
    */
   concurrency?: number;
+  /**
+   * The store keeps its own usage ledger (`store.ledger`, written atomically with the
+   * counters): the suite then also checks that every recorded amount reaches it exactly once,
+   * and nothing refused or duplicated does. Defaults to `false`.
+   */
+  ledger?: boolean;
 }
 
 const SUBJECT: Subject = { userId: 'contract' };
@@ -478,5 +485,147 @@ export function describeStoreContract(
         expect(statuses).toEqual(['approaching_limit:8', 'at_limit:10', 'exceeded:10']);
       });
     });
+
+    // Registered only for stores that keep a ledger: nothing shows up as skipped for others.
+    if (options.ledger === true) {
+      describe("with the store's own ledger", () => {
+        const event = (
+          id: string,
+          resource: string,
+          amount: number,
+          userId: string,
+        ): UsageEvent => ({
+          id: `${suiteId}-${id}`,
+          at: new Date(now),
+          resource,
+          amount,
+          userId,
+          metadata: { source: 'contract' },
+        });
+        const eventsOf = async (userId: string) => {
+          const found: UsageEvent[] = [];
+          const ledger = store.ledger;
+          if (ledger === undefined) throw new Error('the store has no ledger');
+          for await (const item of ledger.query({
+            from: new Date(now - 1),
+            to: new Date(now + 86_400_000),
+            userId,
+          })) {
+            found.push(item);
+          }
+          return found;
+        };
+
+        it('writes the usage of an admitted consume, and none of a refused one', async () => {
+          const [a] = keys('a');
+          const userId = `ledger-consume-${suiteId}`;
+          const limits: StoreLimit[] = [{ counter: 0, limit: 10 }];
+          const admitted = await store.consume({
+            now,
+            subject: { userId },
+            counters: [counter(a!, 6)],
+            limits,
+            usage: [event('c1', 'llm_tokens', 6, userId)],
+          });
+          expect(admitted.allowed).toBe(true);
+          const refused = await store.consume({
+            now,
+            subject: { userId },
+            counters: [counter(a!, 6)],
+            limits,
+            usage: [event('c2', 'llm_tokens', 6, userId)],
+          });
+          expect(refused.allowed).toBe(false);
+          const events = await eventsOf(userId);
+          expect(events.map((e) => [e.id, e.amount, e.metadata])).toEqual([
+            [`${suiteId}-c1`, 6, { source: 'contract' }],
+          ]);
+          expect(events[0]?.at.getTime()).toBe(now);
+        });
+
+        it("writes a record's usage once per idempotency key", async () => {
+          const [a] = keys('a');
+          const userId = `ledger-record-${suiteId}`;
+          for (const id of ['r1', 'r2']) {
+            await store.record({
+              now,
+              subject: { userId },
+              counters: [counter(a!, 2.5)],
+              idempotencyKey: `key-${suiteId}`,
+              idempotencyTtlMs: 60_000,
+              usage: [{ ...event(id, 'cost_usd', 2.5, userId), idempotencyKey: `key-${suiteId}` }],
+            });
+          }
+          expect(await read([a!])).toEqual([2.5]);
+          const events = await eventsOf(userId);
+          expect(events.map((e) => [e.id, e.amount, e.idempotencyKey])).toEqual([
+            [`${suiteId}-r1`, 2.5, `key-${suiteId}`],
+          ]);
+        });
+
+        it('writes the usage a settle commits', async () => {
+          const [a] = keys('a');
+          const userId = `ledger-settle-${suiteId}`;
+          await store.consume({
+            now,
+            subject: { userId },
+            counters: [counter(a!, 40)],
+            limits: [{ counter: 0, limit: 100 }],
+            hold: { id: `hold-${suiteId}`, ttlMs: 60_000 },
+          });
+          expect(await eventsOf(userId)).toEqual([]);
+          await store.settle({
+            now,
+            subject: { userId },
+            counters: [counter(a!, 25)],
+            reservationId: `hold-${suiteId}`,
+            usage: [event('s1', 'llm_tokens', 25, userId)],
+          });
+          expect(await read([a!])).toEqual([25]);
+          expect((await eventsOf(userId)).map((e) => e.amount)).toEqual([25]);
+        });
+
+        it('is the ledger of an engine given none, and agrees with its counters', async () => {
+          const clock = () => now;
+          const defaults = {
+            llm_requests: { limit: 100, period: 'per_day' as const },
+            llm_tokens: { limit: 10_000, period: 'per_day' as const },
+          };
+          const engine = createQuotaEngine({ store, clock, defaults });
+          const userId = `ledger-engine-${suiteId}`;
+          await engine.consume({ userId, amounts: { llm_requests: 1, llm_tokens: 300 } });
+          const reservation = await engine.reserve({ userId, amounts: { llm_tokens: 900 } });
+          await reservation.commit({ llm_tokens: 700 }, { metadata: { model: 'gpt-4o' } });
+          await engine.recordUsage({
+            userId,
+            resource: 'llm_tokens',
+            amount: 50,
+            idempotencyKey: `once-${suiteId}`,
+          });
+          await engine.recordUsage({
+            userId,
+            resource: 'llm_tokens',
+            amount: 50,
+            idempotencyKey: `once-${suiteId}`,
+          });
+          await engine.close();
+          const reader = createQuotaEngine({ store, clock, defaults });
+          const events: UsageEvent[] = [];
+          for await (const item of reader.usageEvents({
+            from: new Date(now - 1),
+            to: new Date(now + 1),
+            userId,
+          })) {
+            events.push(item);
+          }
+          const tokens = events.filter((e) => e.resource === 'llm_tokens');
+          expect(tokens.map((e) => e.amount)).toEqual([300, 700, 50]);
+          expect(tokens[1]?.metadata).toEqual({ model: 'gpt-4o' });
+          const status = await reader.getQuotaStatus('llm_tokens', { userId });
+          expect(status.used).toBe(tokens.reduce((sum, e) => sum + e.amount, 0));
+          await reader.close();
+        });
+      });
+    }
   });
 }
