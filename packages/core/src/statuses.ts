@@ -71,16 +71,32 @@ export function statusSeverity(status: QuotaStatus): number {
   }
 }
 
+// The last amount formatted the slow way, and its text: messages repeat the same limit on
+// every call, and a large limit (1e12 tokens) costs far more to format than to compare.
+let lastAmount = Number.NaN;
+let lastText = '';
+
 /** Formats an amount for a message: integers as they are, fractions to at most 6 decimals. */
 export function formatAmount(amount: number): string {
-  if (!Number.isInteger(amount)) return String(Number(amount.toFixed(6)));
-  // V8 turns small integers into text fast and large ones slowly; a large safe integer is
-  // written as two small halves instead (same digits, about half the time).
-  if (amount >= 1e9 && amount <= Number.MAX_SAFE_INTEGER) {
-    const high = Math.floor(amount / 1e9);
-    return String(high) + String(amount - high * 1e9).padStart(9, '0');
+  // Integers in V8's small-integer range are turned into text fast.
+  if (amount <= 0x7fffffff && amount >= -0x80000000 && Number.isInteger(amount)) {
+    return String(amount);
   }
-  return String(amount);
+  if (amount === lastAmount) return lastText;
+  let text: string;
+  if (!Number.isInteger(amount)) {
+    text = String(Number(amount.toFixed(6)));
+  } else if (amount > 0 && amount <= Number.MAX_SAFE_INTEGER) {
+    // Larger integers are slow to turn into text directly; two small halves give the same
+    // digits in about half the time.
+    const high = Math.floor(amount / 1e9);
+    text = String(high) + String(amount - high * 1e9).padStart(9, '0');
+  } else {
+    text = String(amount);
+  }
+  lastAmount = amount;
+  lastText = text;
+  return text;
 }
 
 /**
