@@ -21,6 +21,8 @@ const MAIN_EXPORTS = {
   '@quotakit/redis': 'RedisStore',
   '@quotakit/express': 'quota',
   '@quotakit/hono': 'quota',
+  '@quotakit/postgres': 'PostgresStore',
+  '@quotakit/llm-wrapper': 'withQuota',
 };
 
 const started = performance.now();

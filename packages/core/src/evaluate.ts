@@ -156,7 +156,9 @@ function relativeHeadroom(rule: RuleEvaluation): number {
   return rule.limit === 0 ? 0 : rule.remaining / rule.limit;
 }
 
-// Sliding estimates are products of fractions; round away float noise such as 3.0000000000004.
+// Sliding estimates are products of fractions, and sums of fractional amounts carry float
+// noise (0.1 + 0.2 = 0.30000000000000004): keep 12 significant digits, which drops the noise
+// but keeps small amounts such as a cost of 0.0003525 USD exact.
 function roundUsage(value: number): number {
-  return Number.isInteger(value) ? value : Math.round(value * 1e6) / 1e6;
+  return Number.isInteger(value) ? value : Number(value.toPrecision(12));
 }

@@ -1,0 +1,85 @@
+import type { CountTokens } from './ai-sdk-prompt.js';
+import type { AiSdkGenerateResult, AiSdkUsage } from './ai-sdk-types.js';
+import { MEDIA_PART_TOKENS, type ReportedUsage } from './call-budget.js';
+
+/** Output tokens counted from generated content, for when the provider reports none. */
+export interface OutputEstimate {
+  outputTokens: number;
+  reasoningTokens: number;
+}
+
+/**
+ * The usage to commit, from the v3 usage a model reported: input includes cached reads and
+ * cache writes (`inputTokens.total`, else the sum of its parts), output includes reasoning
+ * (`outputTokens.total`, else text + reasoning). A count the provider left out is taken from
+ * the estimates, and the usage is then marked `estimated`.
+ */
+export function normaliseUsage(
+  usage: AiSdkUsage | undefined,
+  model: string,
+  estimatedInputTokens: number,
+  estimatedOutput: OutputEstimate,
+): ReportedUsage {
+  const input = usage?.inputTokens;
+  const output = usage?.outputTokens;
+  const inputTokens =
+    count(input?.total) ??
+    sum(count(input?.noCache), count(input?.cacheRead), count(input?.cacheWrite));
+  const reasoningTokens = count(output?.reasoning);
+  const outputTokens = count(output?.total) ?? sum(count(output?.text), reasoningTokens);
+  const reported: ReportedUsage = {
+    model,
+    inputTokens: inputTokens ?? estimatedInputTokens,
+    outputTokens: outputTokens ?? estimatedOutput.outputTokens,
+  };
+  const cachedInputTokens = count(input?.cacheRead);
+  if (cachedInputTokens !== undefined) reported.cachedInputTokens = cachedInputTokens;
+  if (outputTokens === undefined) {
+    if (estimatedOutput.reasoningTokens > 0)
+      reported.reasoningTokens = estimatedOutput.reasoningTokens;
+  } else if (reasoningTokens !== undefined) {
+    reported.reasoningTokens = reasoningTokens;
+  }
+  if (inputTokens === undefined || outputTokens === undefined) reported.estimated = true;
+  return reported;
+}
+
+/** Output tokens estimated from the content of a generate result. */
+export function estimateContentOutput(
+  content: AiSdkGenerateResult['content'],
+  countTokens: CountTokens,
+): OutputEstimate {
+  let outputTokens = 0;
+  let reasoningTokens = 0;
+  for (const part of content) {
+    switch (part.type) {
+      case 'text':
+        outputTokens += countTokens(part.text);
+        break;
+      case 'reasoning': {
+        const tokens = countTokens(part.text);
+        outputTokens += tokens;
+        reasoningTokens += tokens;
+        break;
+      }
+      case 'tool-call':
+        outputTokens += countTokens(part.input);
+        break;
+      case 'file':
+        outputTokens += MEDIA_PART_TOKENS;
+        break;
+    }
+  }
+  return { outputTokens, reasoningTokens };
+}
+
+/** A token count as a provider may report it: a finite non-negative number, or nothing. */
+function count(value: number | undefined): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+function sum(...values: (number | undefined)[]): number | undefined {
+  let total: number | undefined;
+  for (const value of values) if (value !== undefined) total = (total ?? 0) + value;
+  return total;
+}

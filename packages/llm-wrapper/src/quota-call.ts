@@ -1,0 +1,164 @@
+import {
+  type CallBudget,
+  type LlmCall,
+  openCallBudget,
+  type ReportedUsage,
+} from './call-budget.js';
+import {
+  type CallSettlement,
+  QuotaAPIPromise,
+  type SdkPromise,
+  type SentCall,
+} from './quota-api-promise.js';
+import { isSdkStream, meterStream, type StreamReader } from './stream-meter.js';
+import type { TokenCounter } from './token-estimate.js';
+import type { ResolvedWrapperOptions } from './wrapper-options.js';
+
+/** The parameters of any create call: an object the adapters read and copy, never change. */
+export type CallParams = Record<string, unknown>;
+
+/** How one SDK method's calls are read: what they ask for, what they report. */
+export interface CallAdapter {
+  readonly provider: string;
+  readonly operation: string;
+  /** What the call is about to do: model, input estimate, output cap, choices. */
+  describe(params: CallParams, countTokens: TokenCounter): LlmCall;
+  /**
+   * The parameters to send: the caller's own object when nothing changes, else a copy with
+   * clamp's output cap and, for streams, the request for usage. `hidesUsage` is set when
+   * the copy asks for usage the caller did not.
+   */
+  prepare(params: CallParams, budget: CallBudget): { params: CallParams; hidesUsage: boolean };
+  /** The usage of a complete (non-streamed) result; undefined when it carries none. */
+  usage(result: unknown): ReportedUsage | undefined;
+  /** Output characters of a complete result, for an estimate when it reports no usage. */
+  outputCharacters(result: unknown): number;
+  /** A reader for one streamed call's events. */
+  streamReader(hidesUsage: boolean): StreamReader<unknown>;
+}
+
+type CreateMethod = (params: CallParams, requestOptions?: unknown) => SdkPromise<unknown>;
+
+/**
+ * Wraps one SDK `create` method: the returned function reserves before it calls `create`
+ * (bound to the SDK's own resource object), and settles after.
+ */
+export function quotaCreate(
+  options: ResolvedWrapperOptions,
+  adapter: CallAdapter,
+  resource: object,
+  create: CreateMethod,
+): CreateMethod {
+  return function quotaLimitedCreate(params, requestOptions) {
+    return startCall(options, adapter, resource, create, params, requestOptions);
+  };
+}
+
+function startCall(
+  options: ResolvedWrapperOptions,
+  adapter: CallAdapter,
+  resource: object,
+  create: CreateMethod,
+  params: CallParams,
+  requestOptions: unknown,
+): QuotaAPIPromise<unknown> {
+  const call = new WrappedCall(options, adapter);
+  const described = adapter.describe(params, options.countTokens);
+  // The subject is read now, in the caller's async context (openCallBudget reads it first).
+  const sent = openCallBudget(options, described).then((budget): SentCall<unknown> => {
+    call.budget = budget;
+    const prepared = adapter.prepare(params, budget);
+    call.hidesUsage = prepared.hidesUsage;
+    call.inputTokens = described.inputTokens;
+    call.streamed = prepared.params.stream === true;
+    let sdk: SdkPromise<unknown>;
+    try {
+      sdk = create.call(resource, prepared.params, requestOptions);
+    } catch (error) {
+      // Thrown before anything left (bad parameters): nothing was spent.
+      void budget.release();
+      throw error;
+    }
+    const observe = (data: unknown): unknown => call.observe(data);
+    return {
+      sdk:
+        typeof sdk._thenUnwrap === 'function'
+          ? sdk._thenUnwrap(observe)
+          : (Promise.resolve(sdk).then(observe) as SdkPromise<unknown>),
+    };
+  });
+  return new QuotaAPIPromise(sent, call);
+}
+
+/** The state of one wrapped call between its reservation and its settlement. */
+class WrappedCall implements CallSettlement {
+  budget: CallBudget | undefined;
+  settlement: Promise<void> | undefined;
+  hidesUsage = false;
+  streamed = false;
+  inputTokens = 0;
+  readonly #options: ResolvedWrapperOptions;
+  readonly #adapter: CallAdapter;
+
+  constructor(options: ResolvedWrapperOptions, adapter: CallAdapter) {
+    this.#options = options;
+    this.#adapter = adapter;
+  }
+
+  /**
+   * Sees the parsed result, synchronously (the SDKs require `_thenUnwrap` transforms to
+   * be): meters a stream in place, or starts committing a complete result's usage.
+   */
+  observe(data: unknown): unknown {
+    const budget = this.budget!;
+    if (budget.settled) return data;
+    if (isSdkStream(data)) {
+      return meterStream(data, {
+        budget,
+        reader: this.#adapter.streamReader(this.hidesUsage),
+        inputTokens: this.inputTokens,
+        enforceDuringStream: this.#options.enforceDuringStream,
+      });
+    }
+    this.settlement = budget.commit(this.#completeUsage(data));
+    return data;
+  }
+
+  #completeUsage(data: unknown): ReportedUsage {
+    const reported = this.#adapter.usage(data);
+    if (reported !== undefined) return reported;
+    // A compatible server that reports no usage: charge an estimate.
+    return {
+      inputTokens: this.inputTokens,
+      outputTokens: Math.ceil(this.#adapter.outputCharacters(data) / 4),
+      estimated: true,
+    };
+  }
+
+  settleFromResponse(response: Response): Promise<void> {
+    const budget = this.budget;
+    if (budget === undefined || budget.settled) return this.settlement ?? Promise.resolve();
+    const reserved: ReportedUsage = {
+      inputTokens: this.inputTokens,
+      outputTokens: budget.reservedOutputTokens,
+      estimated: true,
+    };
+    let copy: Response | undefined;
+    if (!this.streamed && !response.bodyUsed) {
+      try {
+        copy = response.clone();
+      } catch {
+        copy = undefined;
+      }
+    }
+    // A streamed body only the caller reads is charged what was reserved, as an estimate.
+    this.settlement =
+      copy === undefined
+        ? budget.commit(reserved)
+        : copy.json().then(
+            (body) => budget.commit(this.#completeUsage(body)),
+            () => budget.commit(reserved),
+          );
+    return this.settlement;
+  }
+}

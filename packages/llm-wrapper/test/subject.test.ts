@@ -1,0 +1,59 @@
+import { QuotaValidationError } from '@quotakit/core';
+import { withQuota } from '@quotakit/llm-wrapper';
+import { runWithQuotaSubject } from '@quotakit/llm-wrapper/node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HI, openaiClient, testEngine, used } from './helpers.js';
+import { type StandInProvider, startStandIn } from './stand-in/index.js';
+
+let standIn: StandInProvider;
+beforeAll(async () => {
+  standIn = await startStandIn();
+});
+afterAll(async () => {
+  await standIn.close();
+});
+
+describe('subjects', () => {
+  it('runWithQuotaSubject charges each concurrent scope to its own subject', async () => {
+    const engine = testEngine();
+    const openai = withQuota(openaiClient(standIn), { engine });
+    const call = () => openai.chat.completions.create({ model: 'gpt-4o', messages: HI });
+    await Promise.all([
+      runWithQuotaSubject({ userId: 'als-a' }, async () => {
+        await call();
+        await call();
+      }),
+      runWithQuotaSubject({ userId: 'als-b', tenantId: 't1' }, () => call()),
+    ]);
+    expect((await used(engine, { userId: 'als-a' })).llm_requests).toBe(2);
+    expect((await used(engine, { userId: 'als-b' })).llm_requests).toBe(1);
+  });
+
+  it('reads a subject function per call, falling back to runWithQuotaSubject', async () => {
+    const engine = testEngine();
+    let current: string | undefined = 'fn-a';
+    const openai = withQuota(openaiClient(standIn), {
+      engine,
+      subject: () => (current === undefined ? undefined : { userId: current }),
+    });
+    await openai.chat.completions.create({ model: 'gpt-4o', messages: HI });
+    current = 'fn-b';
+    await openai.chat.completions.create({ model: 'gpt-4o', messages: HI });
+    current = undefined;
+    await runWithQuotaSubject({ userId: 'fn-c' }, () =>
+      openai.chat.completions.create({ model: 'gpt-4o', messages: HI }),
+    );
+    for (const userId of ['fn-a', 'fn-b', 'fn-c']) {
+      expect((await used(engine, { userId })).llm_requests).toBe(1);
+    }
+  });
+
+  it('refuses a call with no subject anywhere, sending nothing', async () => {
+    const openai = withQuota(openaiClient(standIn), { engine: testEngine() });
+    const before = standIn.requests.length;
+    await expect(
+      openai.chat.completions.create({ model: 'gpt-4o', messages: HI }),
+    ).rejects.toBeInstanceOf(QuotaValidationError);
+    expect(standIn.requests.length).toBe(before);
+  });
+});

@@ -1,0 +1,132 @@
+import {
+  type Attributes,
+  type AttributeValue,
+  type Span,
+  type SpanStatus,
+  type Tracer,
+  type TracerProvider,
+  trace,
+} from '@opentelemetry/api';
+import { withQuota } from '@quotakit/llm-wrapper';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HI, openaiClient, testEngine } from './helpers.js';
+import { OPENAI_USAGE, type StandInProvider, startStandIn } from './stand-in/index.js';
+
+interface RecordedSpan {
+  name: string;
+  attributes: Attributes;
+  status?: SpanStatus;
+  ended: boolean;
+}
+
+/** The smallest recording tracer: enough to read what the wrapper puts on its spans. */
+function recordingProvider(spans: RecordedSpan[]): TracerProvider {
+  const tracer: Tracer = {
+    startSpan(name) {
+      const recorded: RecordedSpan = { name, attributes: {}, ended: false };
+      spans.push(recorded);
+      const span: Span = {
+        spanContext: () => ({
+          traceId: `${'0'.repeat(31)}1`,
+          spanId: `${'0'.repeat(15)}1`,
+          traceFlags: 1,
+        }),
+        setAttribute: (key: string, value: AttributeValue) => {
+          recorded.attributes[key] = value;
+          return span;
+        },
+        setAttributes: (attributes: Attributes) => {
+          Object.assign(recorded.attributes, attributes);
+          return span;
+        },
+        addEvent: () => span,
+        addLink: () => span,
+        addLinks: () => span,
+        setStatus: (status: SpanStatus) => {
+          recorded.status = status;
+          return span;
+        },
+        updateName: () => span,
+        end: () => {
+          recorded.ended = true;
+        },
+        isRecording: () => !recorded.ended,
+        recordException: () => undefined,
+      };
+      return span;
+    },
+    startActiveSpan: (() => {
+      throw new Error('not used');
+    }) as Tracer['startActiveSpan'],
+  };
+  return { getTracer: () => tracer };
+}
+
+let standIn: StandInProvider;
+const spans: RecordedSpan[] = [];
+beforeAll(async () => {
+  standIn = await startStandIn();
+  trace.setGlobalTracerProvider(recordingProvider(spans));
+});
+afterAll(async () => {
+  trace.disable();
+  await standIn.close();
+});
+
+describe('telemetry', () => {
+  it('records one quota.llm_call span per call with GenAI and quota attributes, no text', async () => {
+    const engine = testEngine();
+    const openai = withQuota(openaiClient(standIn), { engine, subject: { userId: 'otel-1' } });
+    spans.length = 0;
+    await openai.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'a secret prompt' }],
+      max_completion_tokens: 100,
+    });
+    const calls = spans.filter((span) => span.name === 'quota.llm_call');
+    expect(calls).toHaveLength(1);
+    const [call] = calls;
+    expect(call?.ended).toBe(true);
+    expect(call?.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'gpt-4o',
+      'gen_ai.response.model': 'gpt-4o-2024-08-06',
+      'gen_ai.usage.input_tokens': OPENAI_USAGE.promptTokens,
+      'gen_ai.usage.output_tokens': OPENAI_USAGE.completionTokens,
+      'quota.resource': 'llm_tokens',
+      'quota.status': 'within_limit',
+      'quota.allowed': true,
+      'quota.limit': 1_000_000,
+      'quota.scope': 'user',
+    });
+    expect(JSON.stringify(spans)).not.toContain('secret');
+    // The engine's own spans are there too.
+    expect(spans.some((span) => span.name === 'quota.reserve')).toBe(true);
+  });
+
+  it('marks a refused call and a failed call as errors', async () => {
+    const engine = testEngine({ llm_tokens: { limit: 10, period: 'per_day' } });
+    const openai = withQuota(openaiClient(standIn), { engine, subject: { userId: 'otel-2' } });
+    spans.length = 0;
+    await openai.chat.completions.create({ model: 'gpt-4o', messages: HI }).catch(() => undefined);
+    const [refused] = spans.filter((span) => span.name === 'quota.llm_call');
+    expect(refused?.attributes).toMatchObject({
+      'quota.allowed': false,
+      'quota.status': 'exceeded',
+    });
+    expect(refused?.status?.code).toBe(2);
+
+    const roomy = withQuota(openaiClient(standIn), {
+      engine: testEngine(),
+      subject: { userId: 'otel-3' },
+    });
+    spans.length = 0;
+    await roomy.chat.completions
+      .create({ model: 'gpt-4o', messages: HI }, { headers: { 'x-stand-in-status': '500' } })
+      .catch(() => undefined);
+    const [failed] = spans.filter((span) => span.name === 'quota.llm_call');
+    expect(failed?.attributes['error.type']).toBe('500');
+    expect(failed?.ended).toBe(true);
+  });
+});
