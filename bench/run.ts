@@ -15,10 +15,19 @@ import { fileURLToPath } from 'node:url';
 import { engineMemory } from './engine-memory.js';
 import { type BenchSuite, readOptions } from './harness.js';
 import { httpSuite } from './http.js';
+import { llmWrapper } from './llm-wrapper.js';
+import { postgres } from './postgres.js';
 import { redis } from './redis.js';
 import { telemetry } from './telemetry.js';
 
-const SUITES: readonly BenchSuite[] = [engineMemory, telemetry, redis, httpSuite];
+const SUITES: readonly BenchSuite[] = [
+  engineMemory,
+  telemetry,
+  redis,
+  postgres,
+  httpSuite,
+  llmWrapper,
+];
 
 /** Name, version and location of an installed package, found from its entry point. */
 function packageInfo(specifier: string): string {

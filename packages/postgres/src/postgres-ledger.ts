@@ -1,0 +1,144 @@
+import {
+  QuotaConfigError,
+  type UsageEvent,
+  type UsageLedger,
+  type UsageQuery,
+} from '@quotakit/core';
+import { type PostgresConnectionOptions, resolveConnectionOptions } from './connection-options.js';
+import { type MigrationResult, migrate, quoteIdentifier } from './migrations.js';
+import type { PgPool } from './pg-pool.js';
+import { QueryRunner, type Statement } from './query-runner.js';
+import { usageConditions } from './usage-filter.js';
+import { reportStatement, type UsageReportQuery, type UsageReportRow } from './usage-report.js';
+import { toUsageEvent, USAGE_COLUMNS, type UsageRow, usagePayload } from './usage-rows.js';
+
+/** Options of {@link PostgresLedger}. */
+export interface PostgresLedgerOptions extends PostgresConnectionOptions {
+  /**
+   * Events read per round trip while `query` iterates (an export of millions of events
+   * streams page by page, never holding them all). Defaults to `1_000`.
+   */
+  pageSize?: number;
+}
+
+/**
+ * The usage ledger in PostgreSQL: every recorded amount as a row of `usage_events`, kept for
+ * invoices and audits, queried by time and subject, summed into reports and exported by the
+ * engine (`engine.usageEvents`, `engine.exportUsage`).
+ *
+ * Use it alone for an engine whose counters live elsewhere (memory, Redis): the engine
+ * batches appends off the hot path (so events still buffered when a process dies are lost;
+ * `engine.close()` flushes them). A {@link PostgresStore} brings one of its own,
+ * `store.ledger`, whose events are written in the same transaction as the counters instead.
+ *
+ * Appends are idempotent by event id: a batch retried after a timeout never doubles an event.
+ *
+ * @example
+ * import { Pool } from 'pg';
+ * import { createQuotaEngine } from '@quotakit/core';
+ * import { RedisStore } from '@quotakit/redis';
+ * import { PostgresLedger } from '@quotakit/postgres';
+ *
+ * const ledger = new PostgresLedger({ pool: new Pool({ connectionString: process.env.DATABASE_URL }) });
+ * await ledger.migrate();
+ * const engine = createQuotaEngine({ store: new RedisStore({ client }), ledger, defaults });
+ */
+export class PostgresLedger implements UsageLedger {
+  /** The schema holding `usage_events`. */
+  readonly schema: string;
+  readonly #pool: PgPool;
+  readonly #runner: QueryRunner;
+  readonly #pageSize: number;
+  readonly #append: Statement;
+  readonly #table: string;
+
+  /**
+   * @throws QuotaConfigError naming the bad option.
+   */
+  constructor(options: PostgresLedgerOptions) {
+    const { pool, schema, timeoutMs } = resolveConnectionOptions(options, 'PostgresLedger');
+    const pageSize = options.pageSize ?? 1_000;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+      throw new QuotaConfigError('pageSize', `must be a positive whole number, got ${pageSize}`);
+    }
+    this.schema = schema;
+    this.#pool = pool;
+    this.#runner = new QueryRunner(pool, timeoutMs);
+    this.#pageSize = pageSize;
+    this.#table = `${quoteIdentifier(schema)}.usage_events`;
+    this.#append = {
+      name: `quotakit:${schema}:append_usage`,
+      text: `SELECT ${quoteIdentifier(schema)}.append_usage($1::json) AS written`,
+    };
+  }
+
+  /**
+   * Creates or upgrades the ledger's table in `schema` (versioned migrations; idempotent,
+   * and safe when several processes run it at once). Needed once per database, before the
+   * first append; `PostgresStore.migrate()` includes it.
+   */
+  migrate(): Promise<MigrationResult> {
+    return migrate(this.#pool, this.schema, ['ledger']);
+  }
+
+  /** Appends events in one statement; an event whose id is already there is skipped. */
+  async append(events: readonly UsageEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.#runner.query(this.#append, [usagePayload(events)]);
+  }
+
+  /**
+   * Events with `at` in [from, to) matching the subject ids and resource given, oldest first
+   * (events of the same instant in the order they were written), read page by page.
+   *
+   * @throws QuotaValidationError for a bad range or ids (when iteration starts).
+   */
+  async *query(query: UsageQuery): AsyncIterable<UsageEvent> {
+    const values: unknown[] = [];
+    const conditions = usageConditions(query, values);
+    const base = values.length;
+    const where = conditions.join(' AND ');
+    const first = `SELECT ${USAGE_COLUMNS} FROM ${this.#table} WHERE ${where}
+      ORDER BY at, seq LIMIT ${this.#pageSize}`;
+    const next = `SELECT ${USAGE_COLUMNS} FROM ${this.#table} WHERE ${where}
+      AND (at, seq) > ($${base + 1}::timestamptz, $${base + 2}::bigint)
+      ORDER BY at, seq LIMIT ${this.#pageSize}`;
+    let cursor: UsageRow | undefined;
+    for (;;) {
+      const page =
+        cursor === undefined
+          ? await this.#runner.query<UsageRow>({ text: first }, values)
+          : await this.#runner.query<UsageRow>({ text: next }, [
+              ...values,
+              cursor.at_text,
+              cursor.seq,
+            ]);
+      for (const row of page.rows) yield toUsageEvent(row);
+      if (page.rows.length < this.#pageSize) return;
+      cursor = page.rows[page.rows.length - 1];
+    }
+  }
+
+  /**
+   * Sums usage per window, resource and subject over [from, to): what an invoice or a usage
+   * dashboard needs, computed in the database. Rows come oldest window first, then by
+   * resource and the grouped ids.
+   *
+   * @throws QuotaValidationError for a bad range, window, field or time zone.
+   * @example
+   * // Tokens per tenant and day of March, in the customer's time zone.
+   * const rows = await ledger.report({
+   *   from: new Date('2026-03-01T00:00:00+01:00'), to: new Date('2026-04-01T00:00:00+02:00'),
+   *   resource: 'llm_tokens', groupBy: ['tenantId'], window: 'per_day', timeZone: 'Europe/Berlin',
+   * });
+   * // [{ windowStart, windowEnd, resource: 'llm_tokens', tenantId: 'acme', amount: 1234567, events: 89 }, ...]
+   */
+  async report(query: UsageReportQuery): Promise<UsageReportRow[]> {
+    const statement = reportStatement(quoteIdentifier(this.schema), query);
+    const result = await this.#runner.query({ text: statement.text }, statement.values);
+    return result.rows.map(statement.read);
+  }
+
+  /** Nothing to release: the pool belongs to the application. */
+  async close(): Promise<void> {}
+}
