@@ -309,7 +309,10 @@ export class QuotaEngine {
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const id = globalThis.crypto.randomUUID();
-      const decision = await this.#admit(plan, subject, now, { id, ttlMs });
+      const hold = { id, ttlMs };
+      const decision = this.#sync
+        ? this.#admitSync(this.#sync, plan, subject, now, hold)
+        : await this.#admit(plan, subject, now, hold);
       this.#observe(traced, decision, subject, now);
       const reserved = new Map<string, number>();
       for (const resourcePlan of plan.resources) {

@@ -20,15 +20,19 @@ afterAll(async () => {
 });
 
 describeWithPostgres('PostgresStore', () => {
-  describeStoreContract('PostgresStore', async () => {
-    // Cleanup every 50 operations, so that the suite runs it often, next to everything else.
-    const store = new PostgresStore({
-      pool: pool!,
-      schema,
-      timeoutMs: 20_000,
-      cleanup: { everyOperations: 50 },
-    });
-    await store.migrate();
-    return store;
-  });
+  describeStoreContract(
+    'PostgresStore',
+    async () => {
+      // Cleanup every 50 operations, so that the suite runs it often, next to everything else.
+      const store = new PostgresStore({
+        pool: pool!,
+        schema,
+        timeoutMs: 20_000,
+        cleanup: { everyOperations: 50 },
+      });
+      await store.migrate();
+      return store;
+    },
+    { ledger: true },
+  );
 });
