@@ -75,6 +75,35 @@ export interface PairedResult {
 
 type Side = 'quotakit' | 'peer';
 
+/** One operation of a networked suite; `i` counts the operations of a sample. */
+export type Operation = (i: number) => Promise<void>;
+
+/**
+ * One sample of a networked suite: OPS_PER_SAMPLE operations, `inFlight` at a time (1: each
+ * awaited in turn).
+ */
+export function inFlightSample(operation: Operation, inFlight: number): Sample {
+  if (inFlight === 1) {
+    return async () => {
+      for (let i = 0; i < OPS_PER_SAMPLE; i++) await operation(i);
+    };
+  }
+  return () => runInFlight(OPS_PER_SAMPLE, inFlight, operation);
+}
+
+/** Runs `operation` `count` times, `inFlight` at a time (filling counters before measuring). */
+export async function runInFlight(
+  count: number,
+  inFlight: number,
+  operation: Operation,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await operation(next++);
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+}
+
 /**
  * Runs every case for `options.rounds` rounds. Each round gives each case a fresh tinybench
  * Bench holding both sides (warm-up of both, then both measured), quotakit first in even rounds

@@ -16,11 +16,12 @@ import {
   type BenchOptions,
   type BenchSuite,
   formatOps,
+  inFlightSample,
   median,
-  OPS_PER_SAMPLE,
   type PairedCase,
   printPairedTable,
   printTable,
+  runInFlight,
   runPaired,
 } from './harness.js';
 
@@ -39,37 +40,10 @@ const LEDGER_EVENTS = 20_000;
 /** Single-event appends per measurement of the unbatched baseline. */
 const UNBATCHED_EVENTS = 1_000;
 
-type Operation = (i: number) => Promise<void>;
-
 function refused(what: string): never {
   throw new Error(
     `${what} was refused or unknown: the benchmark is wrong or PostgreSQL is failing`,
   );
-}
-
-/** One sample: OPS_PER_SAMPLE operations, `inFlight` at a time (1: each awaited in turn). */
-function sample(operation: Operation, inFlight: number): () => Promise<void> {
-  if (inFlight === 1) {
-    return async () => {
-      for (let i = 0; i < OPS_PER_SAMPLE; i++) await operation(i);
-    };
-  }
-  return async () => {
-    let next = 0;
-    const worker = async () => {
-      while (next < OPS_PER_SAMPLE) await operation(next++);
-    };
-    await Promise.all(Array.from({ length: inFlight }, worker));
-  };
-}
-
-/** Runs `operation` `count` times, IN_FLIGHT at a time (filling counters before measuring). */
-async function fill(count: number, operation: Operation): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) await operation(next++);
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
 }
 
 async function reachable(): Promise<boolean> {
@@ -116,8 +90,8 @@ async function consumeCases(
     await limiter.consume(key, 1);
   };
   const started = performance.now();
-  await fill(ids.length, (i) => consume(ids[i]!));
-  await fill(ids.length, (i) => peerConsume(ids[i]!));
+  await runInFlight(ids.length, IN_FLIGHT, (i) => consume(ids[i]!));
+  await runInFlight(ids.length, IN_FLIGHT, (i) => peerConsume(ids[i]!));
   process.stderr.write(
     `  filled ${ids.length.toLocaleString('en-US')} subjects on each side in ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s\n`,
@@ -128,18 +102,18 @@ async function consumeCases(
   return [
     {
       name: 'consume · 1 rule · 1 subject · 1 in flight',
-      quotakit: sample(() => consume('u1'), 1),
-      peer: sample(() => peerConsume('u1'), 1),
+      quotakit: inFlightSample(() => consume('u1'), 1),
+      peer: inFlightSample(() => peerConsume('u1'), 1),
     },
     {
       name: `consume · 1 rule · 1 subject · ${IN_FLIGHT} in flight`,
-      quotakit: sample(() => consume('u1'), IN_FLIGHT),
-      peer: sample(() => peerConsume('u1'), IN_FLIGHT),
+      quotakit: inFlightSample(() => consume('u1'), IN_FLIGHT),
+      peer: inFlightSample(() => peerConsume('u1'), IN_FLIGHT),
     },
     {
       name: `consume · 1 rule · ${subjects} · ${IN_FLIGHT} in flight`,
-      quotakit: sample(() => consume(ids[cursor++ % ids.length]!), IN_FLIGHT),
-      peer: sample(() => peerConsume(ids[peerCursor++ % ids.length]!), IN_FLIGHT),
+      quotakit: inFlightSample(() => consume(ids[cursor++ % ids.length]!), IN_FLIGHT),
+      peer: inFlightSample(() => peerConsume(ids[peerCursor++ % ids.length]!), IN_FLIGHT),
     },
   ];
 }
@@ -156,7 +130,7 @@ async function ledgerCost(store: PostgresStore, options: BenchOptions): Promise<
     defaults: { llm_requests: { limit: HUGE, period: 'per_day' } },
   });
   const run = (engine: QuotaEngine) =>
-    sample(async () => {
+    inFlightSample(async () => {
       const decision = await engine.consume({ userId: 'cost', amounts: { llm_requests: 1 } });
       if (!decision.allowed || decision.results.llm_requests!.status === 'unknown') {
         refused('consume');

@@ -14,9 +14,10 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import {
   type BenchOptions,
   type BenchSuite,
-  OPS_PER_SAMPLE,
+  inFlightSample,
   type PairedCase,
   printPairedTable,
+  runInFlight,
   runPaired,
 } from './harness.js';
 
@@ -31,35 +32,8 @@ const IN_FLIGHT = 64;
 /** Operations in flight while filling counters before measuring. */
 const FILL_IN_FLIGHT = 64;
 
-type Operation = (i: number) => Promise<void>;
-
 function refused(what: string): never {
   throw new Error(`${what} was refused or unknown: the benchmark is wrong or Redis is failing`);
-}
-
-/** One sample: OPS_PER_SAMPLE operations, `inFlight` at a time (1: each awaited in turn). */
-function sample(operation: Operation, inFlight: number): () => Promise<void> {
-  if (inFlight === 1) {
-    return async () => {
-      for (let i = 0; i < OPS_PER_SAMPLE; i++) await operation(i);
-    };
-  }
-  return async () => {
-    let next = 0;
-    const worker = async () => {
-      while (next < OPS_PER_SAMPLE) await operation(next++);
-    };
-    await Promise.all(Array.from({ length: inFlight }, worker));
-  };
-}
-
-/** Runs `operation` `count` times, `inFlight` at a time (filling counters before measuring). */
-async function fill(count: number, operation: Operation): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < count) await operation(next++);
-  };
-  await Promise.all(Array.from({ length: FILL_IN_FLIGHT }, worker));
 }
 
 async function reachable(): Promise<boolean> {
@@ -118,8 +92,8 @@ async function buildCases(sides: Sides, ids: readonly string[]): Promise<PairedC
 
   // Both sides meet every subject once before measuring: the loops update existing keys.
   const started = performance.now();
-  await fill(ids.length, (i) => consumeOne(ids[i]!));
-  await fill(ids.length, (i) => peerConsume(ids[i]!));
+  await runInFlight(ids.length, FILL_IN_FLIGHT, (i) => consumeOne(ids[i]!));
+  await runInFlight(ids.length, FILL_IN_FLIGHT, (i) => peerConsume(ids[i]!));
   process.stderr.write(
     `  filled ${ids.length.toLocaleString('en-US')} subjects on each side in ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s\n`,
@@ -138,27 +112,27 @@ async function buildCases(sides: Sides, ids: readonly string[]): Promise<PairedC
   return [
     {
       name: 'consume · 1 rule · 1 subject · 1 in flight',
-      quotakit: sample(() => consumeOne('u1'), 1),
-      peer: sample(() => peerConsume('u1'), 1),
+      quotakit: inFlightSample(() => consumeOne('u1'), 1),
+      peer: inFlightSample(() => peerConsume('u1'), 1),
     },
     {
       name: `consume · 1 rule · 1 subject · ${IN_FLIGHT} in flight`,
-      quotakit: sample(() => consumeOne('u1'), IN_FLIGHT),
-      peer: sample(() => peerConsume('u1'), IN_FLIGHT),
+      quotakit: inFlightSample(() => consumeOne('u1'), IN_FLIGHT),
+      peer: inFlightSample(() => peerConsume('u1'), IN_FLIGHT),
     },
     {
       name: `consume · 1 rule · ${subjects} · 1 in flight`,
-      quotakit: sample(() => consumeOne(manyIds()), 1),
-      peer: sample(() => peerConsume(manyPeerIds()), 1),
+      quotakit: inFlightSample(() => consumeOne(manyIds()), 1),
+      peer: inFlightSample(() => peerConsume(manyPeerIds()), 1),
     },
     {
       name: `consume · 1 rule · ${subjects} · ${IN_FLIGHT} in flight`,
-      quotakit: sample(() => consumeOne(manyIds()), IN_FLIGHT),
-      peer: sample(() => peerConsume(manyPeerIds()), IN_FLIGHT),
+      quotakit: inFlightSample(() => consumeOne(manyIds()), IN_FLIGHT),
+      peer: inFlightSample(() => peerConsume(manyPeerIds()), IN_FLIGHT),
     },
     {
       name: 'consume · 3 rules (user, agent, global) · 1 in flight',
-      quotakit: sample(async () => {
+      quotakit: inFlightSample(async () => {
         const decision = await three.consume({
           userId: 'u1',
           agentId: 'a1',
@@ -168,7 +142,7 @@ async function buildCases(sides: Sides, ids: readonly string[]): Promise<PairedC
           refused('consume');
         }
       }, 1),
-      peer: sample(async () => {
+      peer: inFlightSample(async () => {
         await userPeer.consume('u1', 1);
         await agentPeer.consume('a1', 1);
         await globalPeer.consume('all', 1);

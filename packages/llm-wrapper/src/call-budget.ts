@@ -404,14 +404,9 @@ class ReservedCall implements CallBudget {
       const actual: Record<string, number> = {};
       for (const resource in reservation.results) actual[resource] = 0;
       for (const [resource, amount] of records) actual[resource] = amount;
-      try {
-        await reservation.commit(actual, { metadata });
-      } catch (error) {
-        // The store could not take the commit: give the hold back now if it can (it returns
-        // by itself after reservationTtlMs otherwise); the paid response is never lost.
-        await reservation.release().catch(() => undefined);
-        throw error;
-      }
-    }).catch(() => undefined);
+      // A commit the store cannot take leaves the estimate held until reservationTtlMs (it
+      // still counts meanwhile) and goes to onError; the paid response is never lost.
+      await reservation.commit(actual, { metadata });
+    }).catch(this.#options.onError);
   }
 }

@@ -127,13 +127,35 @@ export const chatCompletions: CallAdapter = {
   },
 };
 
-class ChatStreamReader implements StreamReader<unknown> {
+/**
+ * What OpenAI's stream readers share: the usage arrives whole, in one event at the end (the
+ * usage chunk of chat, the final event of a response), so everything reported is final.
+ */
+abstract class FinalUsageReader implements StreamReader<unknown> {
   outputCharacters = 0;
   model: string | undefined;
-  #usage: ReportedUsage | undefined;
+  protected usage: ReportedUsage | undefined;
+
+  abstract read(event: unknown): boolean;
+
+  finalUsage(): ReportedUsage | undefined {
+    return this.usage;
+  }
+
+  reportedInputTokens(): number | undefined {
+    return this.usage?.inputTokens;
+  }
+
+  reportedOutputTokens(): number | undefined {
+    return this.usage?.outputTokens;
+  }
+}
+
+class ChatStreamReader extends FinalUsageReader {
   readonly #hidesUsage: boolean;
 
   constructor(hidesUsage: boolean) {
+    super();
     this.#hidesUsage = hidesUsage;
   }
 
@@ -149,21 +171,9 @@ class ChatStreamReader implements StreamReader<unknown> {
     }
     const usage = record(chunk.usage);
     if (usage === undefined) return false;
-    this.#usage = chatUsage(usage, chunk.model);
+    this.usage = chatUsage(usage, chunk.model);
     // The usage-only chunk (empty `choices`) the caller did not ask for.
     return this.#hidesUsage && Array.isArray(choices) && choices.length === 0;
-  }
-
-  finalUsage(): ReportedUsage | undefined {
-    return this.#usage;
-  }
-
-  reportedInputTokens(): number | undefined {
-    return this.#usage?.inputTokens;
-  }
-
-  reportedOutputTokens(): number | undefined {
-    return this.#usage?.outputTokens;
   }
 }
 
@@ -210,11 +220,7 @@ const FINAL_RESPONSE_EVENTS = new Set([
   'response.failed',
 ]);
 
-class ResponseStreamReader implements StreamReader<unknown> {
-  outputCharacters = 0;
-  model: string | undefined;
-  #usage: ReportedUsage | undefined;
-
+class ResponseStreamReader extends FinalUsageReader {
   read(event: unknown): boolean {
     const data = record(event);
     if (data === undefined) return false;
@@ -230,21 +236,9 @@ class ResponseStreamReader implements StreamReader<unknown> {
     if (typeof response.model === 'string') this.model = response.model;
     if (typeof type === 'string' && FINAL_RESPONSE_EVENTS.has(type)) {
       const usage = record(response.usage);
-      if (usage !== undefined) this.#usage = responseUsage(usage, response.model);
+      if (usage !== undefined) this.usage = responseUsage(usage, response.model);
     }
     return false;
-  }
-
-  finalUsage(): ReportedUsage | undefined {
-    return this.#usage;
-  }
-
-  reportedInputTokens(): number | undefined {
-    return this.#usage?.inputTokens;
-  }
-
-  reportedOutputTokens(): number | undefined {
-    return this.#usage?.outputTokens;
   }
 }
 

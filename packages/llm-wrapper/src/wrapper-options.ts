@@ -84,6 +84,12 @@ export interface QuotaWrapperOptions {
    * SDK is registered). Defaults to `true`.
    */
   telemetry?: boolean;
+  /**
+   * Receives what fails after the provider answered, when there is no call left to fail:
+   * a commit the store could not take (the answer is still returned; the hold then returns
+   * by itself after `reservationTtlMs`). Defaults to a `console.warn` at most once a minute.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** {@link QuotaWrapperOptions} resolved once: every default applied, every value checked. */
@@ -100,6 +106,7 @@ export interface ResolvedWrapperOptions {
   readonly countTokens: TokenCounter;
   readonly reservationTtlMs: number;
   readonly telemetry: boolean;
+  readonly onError: (error: unknown) => void;
 }
 
 const RESOLVED = Symbol.for('quotakit.llm-wrapper.resolved-options');
@@ -156,6 +163,7 @@ export function resolveWrapperOptions(
       DEFAULT_RESERVATION_TTL_MS,
     ),
     telemetry: flag(input.telemetry, 'telemetry', true),
+    onError: errorHandler(input.onError),
   };
   return Object.freeze(resolved);
 }
@@ -179,6 +187,21 @@ function subjectReader(subject: QuotaWrapperOptions['subject']): () => Subject |
     return () => fixed;
   }
   throw new QuotaConfigError('subject', 'expected a subject object or a function returning one');
+}
+
+function errorHandler(onError: unknown): (error: unknown) => void {
+  if (onError === undefined) return warnAtMostOnceAMinute;
+  if (typeof onError !== 'function') throw new QuotaConfigError('onError', 'expected a function');
+  return onError as (error: unknown) => void;
+}
+
+let lastWarningAt = Number.NEGATIVE_INFINITY;
+/** The default `onError`: a settlement that failed is worth knowing, but not per call. */
+function warnAtMostOnceAMinute(error: unknown): void {
+  const now = Date.now();
+  if (now - lastWarningAt < 60_000) return;
+  lastWarningAt = now;
+  console.warn('[quotakit llm-wrapper]', error instanceof Error ? error.message : error);
 }
 
 function positiveInteger(value: unknown, path: string, fallback: number): number {

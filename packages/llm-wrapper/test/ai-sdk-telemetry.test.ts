@@ -2,8 +2,8 @@ import { trace } from '@opentelemetry/api';
 import { generateText, streamText } from 'ai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { setup } from './ai-sdk-stand-in/fixtures.js';
-import { type RecordedSpan, recordingTracerProvider } from './ai-sdk-stand-in/recording-tracer.js';
 import { type StandIn, startStandIn } from './ai-sdk-stand-in/server.js';
+import { type RecordedSpan, recordingTracerProvider } from './recording-tracer.js';
 
 let standIn: StandIn;
 const spans: RecordedSpan[] = [];

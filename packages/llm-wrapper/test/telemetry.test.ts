@@ -1,72 +1,15 @@
-import {
-  type Attributes,
-  type AttributeValue,
-  type Span,
-  type SpanStatus,
-  type Tracer,
-  type TracerProvider,
-  trace,
-} from '@opentelemetry/api';
+import { trace } from '@opentelemetry/api';
 import { withQuota } from '@quotakit/llm-wrapper';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HI, openaiClient, testEngine } from './helpers.js';
+import { type RecordedSpan, recordingTracerProvider } from './recording-tracer.js';
 import { OPENAI_USAGE, type StandInProvider, startStandIn } from './stand-in/index.js';
-
-interface RecordedSpan {
-  name: string;
-  attributes: Attributes;
-  status?: SpanStatus;
-  ended: boolean;
-}
-
-/** The smallest recording tracer: enough to read what the wrapper puts on its spans. */
-function recordingProvider(spans: RecordedSpan[]): TracerProvider {
-  const tracer: Tracer = {
-    startSpan(name) {
-      const recorded: RecordedSpan = { name, attributes: {}, ended: false };
-      spans.push(recorded);
-      const span: Span = {
-        spanContext: () => ({
-          traceId: `${'0'.repeat(31)}1`,
-          spanId: `${'0'.repeat(15)}1`,
-          traceFlags: 1,
-        }),
-        setAttribute: (key: string, value: AttributeValue) => {
-          recorded.attributes[key] = value;
-          return span;
-        },
-        setAttributes: (attributes: Attributes) => {
-          Object.assign(recorded.attributes, attributes);
-          return span;
-        },
-        addEvent: () => span,
-        addLink: () => span,
-        addLinks: () => span,
-        setStatus: (status: SpanStatus) => {
-          recorded.status = status;
-          return span;
-        },
-        updateName: () => span,
-        end: () => {
-          recorded.ended = true;
-        },
-        isRecording: () => !recorded.ended,
-        recordException: () => undefined,
-      };
-      return span;
-    },
-    startActiveSpan: (() => {
-      throw new Error('not used');
-    }) as Tracer['startActiveSpan'],
-  };
-  return { getTracer: () => tracer };
-}
 
 let standIn: StandInProvider;
 const spans: RecordedSpan[] = [];
 beforeAll(async () => {
   standIn = await startStandIn();
-  trace.setGlobalTracerProvider(recordingProvider(spans));
+  trace.setGlobalTracerProvider(recordingTracerProvider(spans));
 });
 afterAll(async () => {
   trace.disable();
