@@ -177,9 +177,8 @@ export class QuotaEngine {
     amount: unknown,
   ): Promise<QuotaCheckResult> {
     const subject = toSubject(request);
-    const runtime = this.#overrides.synchronous
-      ? this.#overrides.forSubjectSync(subject)
-      : await this.#overrides.forSubject(subject);
+    let runtime = this.#overrides.peek(subject);
+    if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
     const resource = validateResource(resourceName, this.#rules, runtime);
     const checked = validateAmount(resource, amount, false);
     const now = this.#clock();
@@ -202,9 +201,8 @@ export class QuotaEngine {
     const traced = this.#telemetry?.begin('check');
     try {
       const subject = toSubject(request);
-      const runtime = this.#overrides.synchronous
-        ? this.#overrides.forSubjectSync(subject)
-        : await this.#overrides.forSubject(subject);
+      let runtime = this.#overrides.peek(subject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, false, runtime);
       const values = this.#sync
@@ -230,9 +228,8 @@ export class QuotaEngine {
     const traced = this.#telemetry?.begin('record');
     try {
       const subject = toSubject(request);
-      const runtime = this.#overrides.synchronous
-        ? this.#overrides.forSubjectSync(subject)
-        : await this.#overrides.forSubject(subject);
+      let runtime = this.#overrides.peek(subject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const resource = validateResource(request.resource, this.#rules, runtime);
       const amount = validateAmount(resource, request.amount, true);
       const { idempotencyKey } = request;
@@ -273,9 +270,8 @@ export class QuotaEngine {
     const traced = this.#telemetry?.begin('consume');
     try {
       const subject = toSubject(request);
-      const runtime = this.#overrides.synchronous
-        ? this.#overrides.forSubjectSync(subject)
-        : await this.#overrides.forSubject(subject);
+      let runtime = this.#overrides.peek(subject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const decision = this.#sync
@@ -303,9 +299,8 @@ export class QuotaEngine {
       const subject = toSubject(request);
       const ttlMs =
         request.ttlMs === undefined ? this.#config.reservationTtlMs : validateTtl(request.ttlMs);
-      const runtime = this.#overrides.synchronous
-        ? this.#overrides.forSubjectSync(subject)
-        : await this.#overrides.forSubject(subject);
+      let runtime = this.#overrides.peek(subject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const id = globalThis.crypto.randomUUID();
@@ -372,9 +367,8 @@ export class QuotaEngine {
   async getAllQuotasStatus(subject: Subject): Promise<AllQuotasStatus> {
     requireObject(subject, 'getAllQuotasStatus');
     const cleanSubject = toSubject(subject);
-    const runtime = this.#overrides.synchronous
-      ? this.#overrides.forSubjectSync(cleanSubject)
-      : await this.#overrides.forSubject(cleanSubject);
+    let runtime = this.#overrides.peek(cleanSubject);
+    if (runtime === undefined) runtime = await this.#overrides.forSubject(cleanSubject);
     const now = this.#clock();
     const plan = this.#planner.begin();
     for (const resource of this.#rules.resources(runtime)) {
@@ -401,9 +395,8 @@ export class QuotaEngine {
   async boundResources(subject: Subject): Promise<string[]> {
     requireObject(subject, 'boundResources');
     const cleanSubject = toSubject(subject);
-    const runtime = this.#overrides.synchronous
-      ? this.#overrides.forSubjectSync(cleanSubject)
-      : await this.#overrides.forSubject(cleanSubject);
+    let runtime = this.#overrides.peek(cleanSubject);
+    if (runtime === undefined) runtime = await this.#overrides.forSubject(cleanSubject);
     const bound: string[] = [];
     for (const resource of this.#rules.resources(runtime)) {
       if (this.#rules.rulesFor(resource, cleanSubject, runtime).length > 0) bound.push(resource);
@@ -732,9 +725,8 @@ export class QuotaEngine {
         for (const [name, value] of reserved) merged[name] = value;
         for (const [name, value] of validateAmounts(actual, true)) merged[name] = value;
       }
-      const runtime = this.#overrides.synchronous
-        ? this.#overrides.forSubjectSync(subject)
-        : await this.#overrides.forSubject(subject);
+      let runtime = this.#overrides.peek(subject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(merged, subject, now, false, runtime, true);
       const storeRequest = {

@@ -78,9 +78,15 @@ export class RuntimeOverrides {
         : undefined;
   }
 
-  /** Whether overrides can be read without waiting (an in-process store). */
-  get synchronous(): boolean {
-    return this.#sync !== undefined;
+  /**
+   * The subject's run-time overrides when they are known without waiting: from an in-process
+   * store, or null when the store knows that none exist at all (`hasNoOverrides`); undefined
+   * when {@link forSubject} must ask.
+   */
+  peek(subject: Subject): RuntimeRules | null | undefined {
+    if (this.#sync !== undefined) return this.forSubjectSync(subject);
+    if (this.#options.store.hasNoOverrides?.() === true) return null;
+    return undefined;
   }
 
   /** The subject's run-time overrides from an in-process store; null when there are none. */

@@ -181,6 +181,13 @@ export interface QuotaStore {
    */
   readonly timeoutMs?: number;
   /**
+   * Optional: true while the store knows, without a round trip, that no run-time override
+   * exists at all (RedisStore and PostgresStore learn it from their replies, for their
+   * `overrideHintMs`). The engine then skips override lookups entirely; it must only say true
+   * when `getOverrides` would answer with nothing for every subject.
+   */
+  hasNoOverrides?(): boolean;
+  /**
    * Optional: a usage ledger the store keeps itself, written atomically with the counters
    * (PostgresStore's). When present and the engine is given no `ledger` option, the engine
    * passes the usage events of each recorded amount in the request's `usage`, and reads

@@ -112,6 +112,36 @@ describe('run-time overrides', () => {
     clock.advance(5_000);
     expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(3);
   });
+
+  it('are not looked up while the store knows that none exist', async () => {
+    const memory = new MemoryStore();
+    let lookups = 0;
+    let noneExist = true;
+    const store = {
+      ...asyncView(memory),
+      getOverrides: (request: Parameters<MemoryStore['getOverrides']>[0]) => {
+        lookups += 1;
+        return memory.getOverrides(request);
+      },
+      hasNoOverrides: () => noneExist,
+    };
+    const engine = createQuotaEngine({ store, defaults, overrideCacheTtlMs: 0 });
+    for (let i = 0; i < 5; i++) {
+      await engine.consume({ userId: `u${i}`, tenantId: 't', amounts: { llm_tokens: 1 } });
+    }
+    expect(lookups).toBe(0);
+    // Once the store no longer knows, every subject is looked up again, and overrides apply.
+    noneExist = false;
+    await memory.setOverride({
+      scope: 'user',
+      id: 'u0',
+      resource: 'llm_tokens',
+      rules: [{ limit: 1, period: 'per_day' }],
+    });
+    const refused = await engine.consume({ userId: 'u0', amounts: { llm_tokens: 1 } });
+    expect(lookups).toBe(1);
+    expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 1 });
+  });
 });
 
 describe('threshold notifications', () => {

@@ -239,6 +239,14 @@ export class PostgresStore implements QuotaStore {
   }
 
   /**
+   * True while a reply at most `overrideHintMs` old showed that no run-time override exists
+   * at all: the engine then skips override lookups without asking.
+   */
+  hasNoOverrides(): boolean {
+    return performance.now() - this.#noOverridesSeenAt <= this.#overrideHintMs;
+  }
+
+  /**
    * The run-time overrides of the subject's ids, in one statement; answered without one
    * while a lookup at most `overrideHintMs` old showed that no override exists at all.
    */

@@ -233,6 +233,14 @@ export class RedisStore implements QuotaStore {
   }
 
   /**
+   * True while a reply at most `overrideHintMs` old showed that no run-time override exists
+   * at all: the engine then skips override lookups without asking.
+   */
+  hasNoOverrides(): boolean {
+    return performance.now() - this.#noOverridesSeenAt <= this.#overrideHintMs;
+  }
+
+  /**
    * The run-time overrides of the subject's ids; answered without a round trip while a recent
    * reply showed that none exist (`overrideHintMs`).
    */

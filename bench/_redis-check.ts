@@ -1,0 +1,13 @@
+import { createQuotaEngine } from '@quotakit/core';
+import { RedisStore } from '@quotakit/redis';
+import { Redis } from 'ioredis';
+const client = new Redis();
+const errors = new Map<string, number>();
+const engine = createQuotaEngine({ store: new RedisStore({ client, prefix: 'profq' }), defaults: { llm_requests: { limit: 1e9, period: 'per_day' } }, onError: (e) => { const m = String((e as Error).message).slice(0, 80); errors.set(m, (errors.get(m) ?? 0) + 1); } });
+await client.ping();
+const ids = Array.from({ length: 100_000 }, (_, i) => `user-${i}`);
+const statuses = new Map<string, number>();
+let next = 0;
+await Promise.all(Array.from({ length: 64 }, async () => { while (next < 200_000) { const d = await engine.consume({ userId: ids[next++ % ids.length]!, amounts: { llm_requests: 1 } }); const s = d.results.llm_requests!.status; statuses.set(s, (statuses.get(s) ?? 0) + 1); } }));
+console.log(statuses, errors);
+client.disconnect();
