@@ -7,17 +7,28 @@ const DOWN_STATES: ReadonlySet<string> = new Set(['reconnecting', 'disconnecting
 const PROBE_GIVE_UP_MS = 5_000;
 
 /**
+ * Most commands left to wait in the client's offline queue for its first connection: enough
+ * for a burst of requests at start-up, bounded if that connection never comes.
+ */
+export const MAX_WAITING_FOR_FIRST_CONNECTION = 1_000;
+
+/**
  * What {@link AvailabilityGate.enter} lets a caller do; a `'probe'` reports its command's
  * outcome with {@link AvailabilityGate.probeSettled}.
  */
-export type Passage = 'refused' | 'send' | 'probe';
+export type Passage = 'refused' | 'send' | 'probe' | 'queued';
 
 /**
  * Decides whether a command may be sent now, so that an outage costs callers no waiting and
  * leaves no growing queue of commands behind:
+ * - before the client's first connection (a new or lazy client), commands wait for it in the
+ *   client's offline queue, each within the caller's timeout, up to
+ *   {@link MAX_WAITING_FOR_FIRST_CONNECTION} at once (a passage `'queued'`, reported with
+ *   {@link AvailabilityGate.queuedSettled}): requests that arrive while a service starts are
+ *   counted rather than answered `unknown`;
  * - while the client is disconnected or reconnecting, nothing is sent (ioredis would hold it in
  *   its offline queue, with default settings for as long as reconnection takes);
- * - while it is connecting (a new or lazy client), or after a command went unanswered past the
+ * - while it connects again after an outage, or after a command went unanswered past the
  *   timeout (an open but stalled connection: a paused or overloaded server, a partition not yet
  *   noticed), one command at a time goes out as a probe, until Redis answers again.
  */
@@ -27,6 +38,10 @@ export class AvailabilityGate {
   #probeSentAt: number | undefined;
   /** A state other than ready was seen: the next ready is a new connection. */
   #reconnected = false;
+  /** The client has been ready once: later connecting states are reconnections. */
+  #everReady = false;
+  /** Commands sent before the first connection whose outcome has not come back. */
+  #waitingForConnection = 0;
 
   constructor(client: RedisScriptClient) {
     this.#client = client;
@@ -35,6 +50,7 @@ export class AvailabilityGate {
   enter(): Passage {
     const status = this.#client.status;
     if (status === undefined || status === 'ready') {
+      this.#everReady = true;
       if (this.#reconnected) {
         // A new connection: whatever stalled the old one is gone with it.
         this.#reconnected = false;
@@ -45,6 +61,10 @@ export class AvailabilityGate {
     } else {
       this.#reconnected = true;
       if (DOWN_STATES.has(status)) return 'refused';
+      if (!this.#everReady && this.#waitingForConnection < MAX_WAITING_FOR_FIRST_CONNECTION) {
+        this.#waitingForConnection += 1;
+        return 'queued';
+      }
     }
     const now = performance.now();
     if (this.#probeSentAt !== undefined && now - this.#probeSentAt < PROBE_GIVE_UP_MS) {
@@ -52,6 +72,11 @@ export class AvailabilityGate {
     }
     this.#probeSentAt = now;
     return 'probe';
+  }
+
+  /** A command sent before the first connection came back, with a reply or an error. */
+  queuedSettled(): void {
+    this.#waitingForConnection -= 1;
   }
 
   /** The probe's command came back, with a reply or an error: another may go. */

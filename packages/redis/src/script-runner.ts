@@ -60,6 +60,7 @@ export class ScriptRunner {
       // an unhandled rejection.
       const answered = (reply: unknown) => {
         if (passage === 'probe') gate.probeSettled();
+        else if (passage === 'queued') gate.queuedSettled();
         gate.answered();
         if (done) return;
         done = true;
@@ -68,6 +69,7 @@ export class ScriptRunner {
       };
       const failed = (error: unknown) => {
         if (passage === 'probe') gate.probeSettled();
+        else if (passage === 'queued') gate.queuedSettled();
         const unavailable = !isErrorReply(error) || TRANSIENT_REPLIES.test(messageOf(error));
         if (unavailable) gate.failed();
         else gate.answered();
