@@ -69,6 +69,12 @@ export interface ReportedUsage {
   reasoningTokens?: number;
   /** True when counted from what was streamed rather than reported by the provider. */
   estimated?: boolean;
+  /**
+   * True when the call was never settled by its caller (a stream neither read to its end
+   * nor cancelled, a promise never awaited) and its reservation is committed as it stands
+   * before it would expire.
+   */
+  abandoned?: boolean;
 }
 
 /** The reservation of one call, from before it leaves until it is settled. */
@@ -261,6 +267,8 @@ class ReservedCall implements CallBudget {
   /** Output tokens a stream may produce before enforceDuringStream stops it. */
   readonly #outputAllowance: number;
   #settlement: Promise<void> | undefined;
+  /** Commits the hold as it stands shortly before the reservation would expire unsettled. */
+  readonly #abandonTimer: ReturnType<typeof setTimeout>;
 
   constructor(
     options: ResolvedWrapperOptions,
@@ -286,6 +294,27 @@ class ReservedCall implements CallBudget {
     const tokens = reservation.results[LLM_TOKENS];
     const headroom = tokens === undefined ? undefined : tokenHeadroom(tokens);
     this.#outputAllowance = init.outputTokens + (headroom ?? 0);
+    // A call nobody settles (a stream left unread but not cancelled: the AI SDK keeps the
+    // model's stream open for its other readers; a promise never awaited) may still be
+    // answered and billed by the provider. Returning its hold at expiry would count nothing,
+    // so it is committed as reserved, marked estimated and abandoned, just before that.
+    const ttlMs = options.reservationTtlMs;
+    this.#abandonTimer = setTimeout(
+      () => this.#abandon(),
+      ttlMs - Math.min(5_000, Math.floor(ttlMs / 10)),
+    );
+    // Never keep a process alive for it: a process that ends has nothing left to bill.
+    (this.#abandonTimer as { unref?: () => void }).unref?.();
+  }
+
+  #abandon(): void {
+    if (this.#settlement !== undefined) return;
+    void this.commit({
+      inputTokens: this.#call.inputTokens,
+      outputTokens: this.reservedOutputTokens,
+      estimated: true,
+      abandoned: true,
+    });
   }
 
   get settled(): boolean {
@@ -322,16 +351,19 @@ class ReservedCall implements CallBudget {
   }
 
   commit(usage: ReportedUsage): Promise<void> {
+    clearTimeout(this.#abandonTimer);
     this.#settlement ??= this.#commit(usage);
     return this.#settlement;
   }
 
   fail(error: unknown): Promise<void> {
+    clearTimeout(this.#abandonTimer);
     this.#settlement ??= this.#fail(error);
     return this.#settlement;
   }
 
   release(): Promise<void> {
+    clearTimeout(this.#abandonTimer);
     this.#settlement ??= this.#settle([], undefined).then(() => this.#span?.released());
     return this.#settlement;
   }
@@ -358,6 +390,7 @@ class ReservedCall implements CallBudget {
       reasoningTokens,
       estimated: usage.estimated === true,
     };
+    if (usage.abandoned === true) metadata.abandoned = true;
     if (costUsd !== undefined) metadata.costUsd = costUsd;
     const records: [string, number][] = [
       [LLM_REQUESTS, 1],

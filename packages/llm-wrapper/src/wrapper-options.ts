@@ -75,8 +75,11 @@ export interface QuotaWrapperOptions {
    */
   estimator?: TokenEstimator;
   /**
-   * How long a call's reservation is held if it is never settled. Defaults to `600_000` ms
-   * (ten minutes, the SDKs' default request timeout).
+   * How long a call's reservation is held if it is never settled. Shortly before it would
+   * expire (a tenth of it earlier, at most 5 s), a call still unsettled (a stream neither
+   * read to its end nor cancelled, a promise never awaited) is committed as reserved, marked
+   * `estimated` and `abandoned`, since the provider may well have answered and billed it.
+   * Defaults to `600_000` ms (ten minutes, the SDKs' default request timeout).
    */
   reservationTtlMs?: number;
   /**

@@ -166,6 +166,32 @@ describe('quotaMiddleware with streamText', () => {
     expect(event!.metadata).toMatchObject({ outputTokens: 2, estimated: true });
   });
 
+  it('commits a stream left behind without an abort as reserved, before its reservation expires', async () => {
+    const { model, used, events } = setup(standIn, { reservationTtlMs: 300 });
+    standIn.reply({
+      chunks: ['abcd', 'efgh', 'never sent'],
+      usage: { promptTokens: 999, completionTokens: 999 },
+      holdAfterChunks: 2,
+    });
+
+    const result = streamText({ model, prompt: PROMPT, maxOutputTokens: 100 });
+    for await (const delta of result.textStream) {
+      // The consumer stops reading without aborting: streamText keeps the model's stream.
+      if (delta.length > 0) break;
+    }
+
+    // Held, not yet committed: the reservation already counts in `used`.
+    expect(await used('llm_tokens')).toBe(INPUT_ESTIMATE + 100);
+    expect(await events('llm_tokens')).toEqual([]);
+    await vi.waitFor(async () => expect(await events('llm_tokens')).toHaveLength(1), {
+      timeout: 2_000,
+    });
+    const [event] = await events('llm_tokens');
+    expect(event!.amount).toBe(INPUT_ESTIMATE + 100);
+    expect(event!.metadata).toMatchObject({ estimated: true, abandoned: true });
+    expect(await used('llm_tokens')).toBe(INPUT_ESTIMATE + 100);
+  });
+
   it('returns the tokens when the provider fails the stream request', async () => {
     const { model, used } = setup(standIn);
     standIn.reply({ chunks: [], usage: { promptTokens: 0, completionTokens: 0 }, status: 500 });
