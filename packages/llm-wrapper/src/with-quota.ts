@@ -28,7 +28,7 @@ function hasCreate(resource: Resource | undefined): resource is Resource {
  * Wrapped: openai `chat.completions.create` (and the helpers built on it: `parse()`,
  * `stream()`, `runTools()`), `responses.create` (`parse()`, `stream()`),
  * `embeddings.create`; Anthropic `messages.create` and `messages.stream()` (counted once:
- * the stream helper calls `create`). Everything else on the client works as before,
+ * the stream helper calls `create`), and the same on `beta.messages`. Everything else on the client works as before,
  * unmetered. Clients are recognised by shape, so a second copy of an SDK works too.
  *
  * Before a call: reserves `llm_requests: 1` and `llm_tokens` = input estimate + output cap
@@ -84,6 +84,14 @@ export function withQuota<Client extends object>(
   if (hasCreate(messagesResource) && completions === undefined) {
     overrides.messages = meteredResource(messagesResource, wrapped, resolved, messages);
     wrappedAny = true;
+    // Anthropic's beta surface takes the same parameters and reports the same usage.
+    const beta = resourceAt(client, 'beta');
+    const betaMessages = resourceAt(beta, 'messages');
+    if (hasCreate(betaMessages)) {
+      overrides.beta = derive(beta!, wrapped, {
+        messages: meteredResource(betaMessages, wrapped, resolved, messages),
+      });
+    }
   }
   if (!wrappedAny) {
     throw new QuotaConfigError(

@@ -175,3 +175,35 @@ describe('messages.stream', () => {
     expect(await used(engine, { userId: 'ms-4' })).toEqual({ llm_requests: 1, llm_tokens: 0 });
   });
 });
+
+describe('beta.messages', () => {
+  it('meters create and stream() like messages, counting each call once', async () => {
+    const engine = testEngine();
+    const userId = 'beta-1';
+    const anthropic = withQuota(anthropicClient(standIn), { engine, subject: { userId } });
+    const before = standIn.requests.length;
+    await anthropic.beta.messages.create({ model: MODEL, max_tokens: 300, messages: HI });
+    const final = await anthropic.beta.messages
+      .stream({ model: MODEL, max_tokens: 300, messages: HI })
+      .finalMessage();
+    expect(final.content[0]).toMatchObject({ type: 'text' });
+    expect(standIn.requests.length).toBe(before + 2);
+    expect(await used(engine, { userId })).toEqual({
+      llm_requests: 2,
+      llm_tokens: 2 * MESSAGE_TOKENS,
+    });
+  });
+
+  it('refuses a beta call over budget without sending it', async () => {
+    const engine = testEngine({ llm_tokens: { limit: 100, period: 'per_day' } });
+    const anthropic = withQuota(anthropicClient(standIn), {
+      engine,
+      subject: { userId: 'beta-2' },
+    });
+    const before = standIn.requests.length;
+    await expect(
+      anthropic.beta.messages.create({ model: MODEL, max_tokens: 300, messages: HI }),
+    ).rejects.toBeInstanceOf(QuotaExceededError);
+    expect(standIn.requests.length).toBe(before);
+  });
+});
