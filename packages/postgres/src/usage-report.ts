@@ -15,8 +15,18 @@ export type UsageReportWindow =
   | 'per_month'
   | 'total';
 
-/** Event fields a report can group by (it always groups by resource). */
-export type UsageReportDimension = 'userId' | 'agentId' | 'tenantId' | 'runId' | 'taskId';
+/**
+ * Event fields a report can group by (it always groups by resource): a subject id, the task,
+ * or a top-level metadata field as `metadata.<key>` (`'metadata.model'` for cost per model),
+ * grouped by its value as text.
+ */
+export type UsageReportDimension =
+  | 'userId'
+  | 'agentId'
+  | 'tenantId'
+  | 'runId'
+  | 'taskId'
+  | `metadata.${string}`;
 
 /** What {@link PostgresLedger.report} sums. */
 export interface UsageReportQuery extends UsageQuery {
@@ -47,6 +57,11 @@ export interface UsageReportRow {
   tenantId?: string;
   runId?: string;
   taskId?: string;
+  /**
+   * The metadata fields grouped by, with their values as text; a field an event lacks is
+   * absent.
+   */
+  metadata?: Record<string, string>;
   /** Sum of the amounts. */
   amount: number;
   /** Number of usage events summed. */
@@ -61,13 +76,18 @@ const UNITS: Readonly<Record<Exclude<UsageReportWindow, 'total'>, string>> = {
   per_month: 'month',
 };
 
-const COLUMNS: Readonly<Record<UsageReportDimension, string>> = {
+type IdDimension = 'userId' | 'agentId' | 'tenantId' | 'runId' | 'taskId';
+
+const COLUMNS: Readonly<Record<IdDimension, string>> = {
   userId: 'user_id',
   agentId: 'agent_id',
   tenantId: 'tenant_id',
   runId: 'run_id',
   taskId: 'task_id',
 };
+
+const METADATA_PREFIX = 'metadata.';
+const MAX_METADATA_KEY_LENGTH = 128;
 
 const DEFAULT_GROUP_BY: readonly UsageReportDimension[] = [
   'userId',
@@ -99,18 +119,42 @@ export function reportStatement(schema: string, query: UsageReportQuery): Report
     );
   }
   const groupBy = [...new Set(query.groupBy ?? DEFAULT_GROUP_BY)];
+  // The metadata fields asked for, each a computed column `m<i>` of the inner query; the key
+  // travels as a parameter, never as SQL.
+  const metadataKeys: string[] = [];
+  const metadataColumns: string[] = [];
   for (const field of groupBy) {
-    if (!Object.hasOwn(COLUMNS, field)) {
+    if (isIdDimension(field)) continue;
+    const key =
+      typeof field === 'string' && field.startsWith(METADATA_PREFIX)
+        ? field.slice(METADATA_PREFIX.length)
+        : '';
+    if (key === '' || key.length > MAX_METADATA_KEY_LENGTH) {
       throw new QuotaValidationError(
-        `groupBy accepts ${Object.keys(COLUMNS).join(', ')}, got ${JSON.stringify(field)}`,
+        `groupBy accepts ${Object.keys(COLUMNS).join(', ')} or metadata.<key>, got ${JSON.stringify(field)}`,
       );
     }
+    values.push(key);
+    metadataKeys.push(key);
+    metadataColumns.push(`(metadata ->> $${values.length}::text) AS m${metadataColumns.length}`);
   }
   const timeZone = query.timeZone ?? 'UTC';
   if (!isTimeZone(timeZone)) {
     throw new QuotaValidationError(`timeZone must be an IANA time zone name, got ${timeZone}`);
   }
-  const columns = groupBy.map((field) => COLUMNS[field]);
+  // Where each grouped field is read from in a row: an id column, or a metadata column.
+  const grouped: Array<{ column: string; id?: IdDimension; key?: string }> = [];
+  let metadataIndex = 0;
+  for (const field of groupBy) {
+    if (isIdDimension(field)) {
+      grouped.push({ column: COLUMNS[field], id: field });
+    } else {
+      grouped.push({ column: `m${metadataIndex}`, key: metadataKeys[metadataIndex]! });
+      metadataIndex += 1;
+    }
+  }
+  const columns = grouped.map((entry) => entry.column);
+  const computed = metadataColumns.map((column) => `${column}, `).join('');
   const where = conditions.join(' AND ');
   const ms = (instant: string) => `floor(extract(epoch FROM ${instant}) * 1000)::double precision`;
   let text: string;
@@ -119,7 +163,7 @@ export function reportStatement(schema: string, query: UsageReportQuery): Report
     text = `SELECT ${keys.join(', ')}, NULL::double precision AS window_start,
         NULL::double precision AS window_end,
         sum(amount)::double precision AS amount, count(*)::bigint AS events
-      FROM ${schema}.usage_events WHERE ${where}
+      FROM (SELECT ${computed}* FROM ${schema}.usage_events WHERE ${where}) AS e
       GROUP BY ${keys.join(', ')}
       ORDER BY ${keys.map((key) => `${key} NULLS FIRST`).join(', ')}`;
   } else {
@@ -131,7 +175,7 @@ export function reportStatement(schema: string, query: UsageReportQuery): Report
         ${ms(`(local_start AT TIME ZONE ${zone})`)} AS window_start,
         ${ms(`((local_start + ('1 ' || ${unit})::interval) AT TIME ZONE ${zone})`)} AS window_end,
         sum(amount)::double precision AS amount, count(*)::bigint AS events
-      FROM (SELECT date_trunc(${unit}, at AT TIME ZONE ${zone}) AS local_start, *
+      FROM (SELECT date_trunc(${unit}, at AT TIME ZONE ${zone}) AS local_start, ${computed}*
         FROM ${schema}.usage_events WHERE ${where}) AS e
       GROUP BY ${keys.join(', ')}
       ORDER BY ${keys.map((key) => `${key} NULLS FIRST`).join(', ')}`;
@@ -146,13 +190,23 @@ export function reportStatement(schema: string, query: UsageReportQuery): Report
       amount: row.amount as number,
       events: row.events as number,
     };
-    for (const field of groupBy) {
-      const id = row[COLUMNS[field]];
-      if (typeof id === 'string') out[field] = decodeText(id);
+    for (const { column, id, key } of grouped) {
+      const value = row[column];
+      if (typeof value !== 'string') continue;
+      if (id !== undefined) {
+        out[id] = decodeText(value);
+      } else if (key !== undefined) {
+        out.metadata ??= {};
+        out.metadata[key] = value;
+      }
     }
     return out;
   };
   return { text, values, read };
+}
+
+function isIdDimension(field: UsageReportDimension): field is IdDimension {
+  return Object.hasOwn(COLUMNS, field);
 }
 
 function isTimeZone(name: string): boolean {

@@ -241,6 +241,51 @@ describeWithPostgres('PostgresStore ledger', () => {
       /timeZone/,
     );
   });
+
+  it('reports cost per model through a metadata field', async () => {
+    const tenantId = `models-${schema}`;
+    const engine = engineAt(() => NOW);
+    const spend: Array<[string | undefined, number]> = [
+      ['gpt-4o', 0.5],
+      ['claude-sonnet-4', 0.25],
+      ['gpt-4o', 1],
+      [undefined, 2],
+    ];
+    for (const [model, amount] of spend) {
+      await engine.recordUsage({
+        tenantId,
+        resource: 'cost_usd',
+        amount,
+        metadata: model === undefined ? {} : { model, provider: 'x' },
+      });
+    }
+    const range = { from: new Date(NOW - DAY), to: new Date(NOW + DAY), tenantId };
+    const byModel = await store.ledger.report({
+      ...range,
+      window: 'total',
+      groupBy: ['metadata.model'],
+    });
+    expect(byModel.map((row) => [row.metadata?.model, row.amount, row.events])).toEqual([
+      [undefined, 2, 1],
+      ['claude-sonnet-4', 0.25, 1],
+      ['gpt-4o', 1.5, 2],
+    ]);
+    const daily = await store.ledger.report({
+      ...range,
+      groupBy: ['tenantId', 'metadata.model', 'metadata.provider'],
+    });
+    expect(daily.find((row) => row.metadata?.model === 'gpt-4o')).toMatchObject({
+      tenantId,
+      metadata: { model: 'gpt-4o', provider: 'x' },
+      amount: 1.5,
+    });
+    await expect(
+      store.ledger.report({ ...range, groupBy: ['metadata.'] as never }),
+    ).rejects.toThrow(/metadata.<key>/);
+    await expect(store.ledger.report({ ...range, groupBy: ['model'] as never })).rejects.toThrow(
+      /groupBy accepts/,
+    );
+  });
 });
 
 describeWithPostgres('PostgresLedger beside another store', () => {
