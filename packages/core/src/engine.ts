@@ -32,6 +32,7 @@ import type {
   OverrideFilter,
   OverrideKey,
   QuotaStore,
+  StoreConsumeRequest,
   StoredOverride,
   StoreReadResult,
 } from './store.js';
@@ -574,14 +575,16 @@ export class QuotaEngine {
     return plan;
   }
 
-  /** Check-and-add in the store; all or nothing. Never throws for a store failure. */
+  /**
+   * Check-and-add in an asynchronous store; all or nothing. Never throws for a store failure.
+   * (An in-process store goes through {@link #admitSync}.)
+   */
   async #admit(
     plan: OperationPlan,
     subject: Subject,
     now: number,
     hold: { id: string; ttlMs: number } | undefined,
   ): Promise<Decision> {
-    if (this.#sync) return this.#admitSync(this.#sync, plan, subject, now, hold);
     let values: readonly number[] | null;
     let allowed: boolean;
     if (plan.perRequestRefused) {
@@ -591,16 +594,9 @@ export class QuotaEngine {
       values = NO_VALUES;
       allowed = true;
     } else {
-      const storeRequest = {
-        now,
-        subject,
-        counters: plan.counters,
-        limits: plan.limits,
-        hold,
-        usage: hold === undefined ? this.#storeUsage(plan, subject, now) : undefined,
-      };
       try {
-        const outcome = await this.#timed(this.#store.consume(storeRequest));
+        const request = this.#consumeRequest(plan, subject, now, hold);
+        const outcome = await this.#timed(this.#store.consume(request));
         values = outcome.values;
         allowed = outcome.allowed;
       } catch {
@@ -630,14 +626,7 @@ export class QuotaEngine {
         values = NO_VALUES;
         allowed = true;
       } else {
-        const outcome = store.consumeSync({
-          now,
-          subject,
-          counters: plan.counters,
-          limits: plan.limits,
-          hold,
-          usage: hold === undefined ? this.#storeUsage(plan, subject, now) : undefined,
-        });
+        const outcome = store.consumeSync(this.#consumeRequest(plan, subject, now, hold));
         values = outcome.values;
         allowed = outcome.allowed;
       }
@@ -646,6 +635,23 @@ export class QuotaEngine {
       allowed = this.#allowedWhenUnknown;
     }
     return this.#admitted(plan, values, allowed, now);
+  }
+
+  /** The store's consume request of a plan: a hold carries no usage events (nothing is spent yet). */
+  #consumeRequest(
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+    hold: { id: string; ttlMs: number } | undefined,
+  ): StoreConsumeRequest {
+    return {
+      now,
+      subject,
+      counters: plan.counters,
+      limits: plan.limits,
+      hold,
+      usage: hold === undefined ? this.#storeUsage(plan, subject, now) : undefined,
+    };
   }
 
   #admitted(
