@@ -9,6 +9,7 @@ import {
   type Subject,
 } from '@quotakit/core';
 import type { Context, MiddlewareHandler } from 'hono';
+import { NodeResponseHeaders, type NodeServerResponse } from './header-writers.js';
 
 /** What `quota()` adds to the context: `c.get('quota')` in the handlers behind it. */
 export type QuotaVariables = { quota: QuotaHandle };
@@ -55,12 +56,17 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
       return withHeaders(response, admission);
     }
     await next();
-    // Written on the response the handler made: headers set on the context beforehand are
-    // lost when a handler returns a Response of its own.
-    const response = withHeaders(c.res, admission);
-    if (response !== c.res) {
-      c.res = undefined; // so that Hono does not copy the old headers over the new ones
-      c.res = response;
+    // Written once the handler has answered, onto whatever it answered with: headers set on the
+    // context beforehand are lost when a handler returns a Response of its own.
+    const outgoing = (c.env as RuntimeBindings | undefined)?.outgoing;
+    if (outgoing?.appendHeader !== undefined && !outgoing.headersSent) {
+      admission.writeHeaders(new NodeResponseHeaders(outgoing as Required<NodeServerResponse>));
+    } else {
+      const response = withHeaders(c.res, admission);
+      if (response !== c.res) {
+        c.res = undefined; // so that Hono does not copy the old headers over the new ones
+        c.res = response;
+      }
     }
     // Awaited, so that the caller's next request already sees the commit, and so that
     // runtimes that stop work once the response is out (Workers) do not cut it short.
@@ -88,19 +94,32 @@ function withHeaders(response: Response, admission: Admission): Response {
  */
 function identifyByAddress(c: Context): Subject {
   const env = c.env as RuntimeBindings | undefined;
-  const address =
-    env?.incoming?.socket?.remoteAddress ??
-    env?.requestIP?.(c.req.raw)?.address ??
-    env?.remoteAddr?.hostname;
+  const socket = env?.incoming?.socket;
+  if (socket !== undefined) {
+    // One subject per connection: a kept-alive socket's peer never changes, and the engine
+    // then meets the same id strings again (their hashes already computed).
+    let subject = subjectOfSocket.get(socket);
+    if (subject === undefined && socket.remoteAddress !== undefined) {
+      subject = Object.freeze(addressSubject(socket.remoteAddress));
+      subjectOfSocket.set(socket, subject);
+    }
+    if (subject !== undefined) return subject;
+  }
+  const address = env?.requestIP?.(c.req.raw)?.address ?? env?.remoteAddr?.hostname;
   if (address === undefined) {
     throw new QuotaConfigError('identify', 'this runtime gives no client address: pass identify');
   }
   return addressSubject(address);
 }
 
+/** The subject of each @hono/node-server connection, forgotten with the connection. */
+const subjectOfSocket = new WeakMap<object, Subject>();
+
 interface RuntimeBindings {
   /** @hono/node-server */
-  incoming?: { socket?: { remoteAddress?: string } };
+  incoming?: { socket?: { readonly remoteAddress?: string } };
+  /** @hono/node-server */
+  outgoing?: NodeServerResponse;
   /** Bun's server */
   requestIP?: (request: Request) => { address: string } | null;
   /** Deno.serve's handler info */

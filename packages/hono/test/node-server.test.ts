@@ -45,6 +45,32 @@ describe('quota() on a real @hono/node-server listener', () => {
     expect(((await third.json()) as { error: string }).error).toBe('quota_exceeded');
   });
 
+  it("sends both middlewares' headers whatever the handler answers with", async () => {
+    const engine = createQuotaEngine({
+      defaults: { ...rules, llm_requests: { limit: 10, period: 'per_minute' } },
+    });
+    const identify = () => ({ userId: 'u1' });
+    const requests = quota({ engine, identify, amounts: { llm_requests: 1 } });
+    const tokens = quota({ engine, identify, amounts: { llm_tokens: 500 } });
+    const app = new Hono<{ Variables: QuotaVariables }>();
+    app.get('/text', requests, tokens, (c) => c.text('ok'));
+    app.get('/raw', requests, tokens, () => new Response('raw', { headers: { 'x-own': 'yes' } }));
+    app.get('/stream', requests, tokens, (c) => c.body(new Blob(['streamed']).stream()));
+    const base = await listen(app);
+    for (const path of ['/text', '/raw', '/stream']) {
+      const response = await fetch(`${base}${path}`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('ratelimit-policy')).toBe(
+        '"llm_tokens-per_day"; q=10000; w=86400, "llm_requests-per_minute"; q=10; w=60',
+      );
+      expect(response.headers.get('ratelimit')).toMatch(
+        /^"llm_tokens-per_day"; r=\d+; t=\d+, "llm_requests-per_minute"; r=\d; t=\d+$/,
+      );
+      await response.arrayBuffer();
+      if (path === '/raw') expect(response.headers.get('x-own')).toBe('yes');
+    }
+  });
+
   it('releases the reservation when the client goes away mid-handler', async () => {
     const engine = createQuotaEngine({ defaults: rules });
     const used = async (resource: string) =>

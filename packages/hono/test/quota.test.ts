@@ -108,18 +108,21 @@ describe('quota() decisions and headers', () => {
   it('appends to the headers of another quota middleware on the same route', async () => {
     const engine = createQuotaEngine({ defaults: requestRules });
     const identify = () => ({ userId: 'u1' });
+    const requests = quota({ engine, identify, amounts: { llm_requests: 1 } });
+    const tokens = quota({ engine, identify, amounts: { llm_tokens: 500 } });
     const app = new Hono();
-    app.get(
-      '/both',
-      quota({ engine, identify, amounts: { llm_requests: 1 } }),
-      quota({ engine, identify, amounts: { llm_tokens: 500 } }),
-      (c) => c.text('ok'),
-    );
+    app.get('/both', requests, tokens, (c) => c.text('ok'));
+    app.get('/raw', requests, tokens, () => new Response('raw'));
     const response = await app.request('/both');
+    // Each middleware writes once the handler has answered: the inner one first.
     expect(response.headers.get('ratelimit-policy')).toBe(
       '"llm_tokens-per_day"; q=10000; w=86400, ' +
         '"llm_requests-per_minute"; q=10; w=60, "llm_requests-per_day"; q=100; w=86400',
     );
+    const raw = await app.request('/raw');
+    expect(raw.headers.get('ratelimit-policy')).toBe(response.headers.get('ratelimit-policy'));
+    expect(raw.headers.get('ratelimit')).toContain('"llm_requests-per_minute"; r=8; t=');
+    expect(raw.headers.get('ratelimit')).toContain('"llm_tokens-per_day"; r=9000; t=');
   });
 
   it('lets skipped requests through uncharged', async () => {
