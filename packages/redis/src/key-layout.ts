@@ -21,6 +21,8 @@ export class KeyLayout {
   readonly #tagHead: string;
   readonly #shardField: 'tenantId' | 'userId' | undefined;
   readonly #overrideCount: string;
+  /** The global tag's reservation index, built once: most stores never shard. */
+  readonly #globalReservationIndex: string;
 
   constructor(prefix: string, shardBy: ShardBy | undefined) {
     this.globalTag = `{${prefix}}`;
@@ -28,6 +30,7 @@ export class KeyLayout {
       shardBy === 'tenant' ? 'tenantId' : shardBy === 'user' ? 'userId' : undefined;
     this.#tagHead = shardBy === undefined ? '' : `{${prefix}|${shardBy === 'tenant' ? 't' : 'u'}|`;
     this.#overrideCount = `${this.globalTag}:on`;
+    this.#globalReservationIndex = `${this.globalTag}:rx`;
   }
 
   /** Whether keys are spread by a subject id (then the override count is in another slot). */
@@ -52,7 +55,7 @@ export class KeyLayout {
 
   /** The ZSET of a shard's reservation records, scored by expiresAt (engine clock). */
   reservationIndex(tag: string): string {
-    return `${tag}:rx`;
+    return tag === this.globalTag ? this.#globalReservationIndex : `${tag}:rx`;
   }
 
   reservation(tag: string, id: string): string {

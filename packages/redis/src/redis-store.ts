@@ -11,6 +11,7 @@ import type {
   StoreConsumeResult,
   StoreCounter,
   StoredOverride,
+  StoreLimit,
   StoreReadRequest,
   StoreReadResult,
   StoreRecordRequest,
@@ -22,6 +23,7 @@ import type {
 import { decodeId, encodeId, KeyLayout, type ShardBy } from './key-layout.js';
 import {
   CLAIM_SCRIPT,
+  CONSUME_ONE_SCRIPT,
   CONSUME_SCRIPT,
   GET_OVERRIDES_SCRIPT,
   LIST_OVERRIDES_SCRIPT,
@@ -32,8 +34,9 @@ import {
   SET_OVERRIDE_SCRIPT,
   SETTLE_SCRIPT,
 } from './lua-scripts.js';
+import { RecentText } from './recent-text.js';
 import { type RedisStoreOptions, resolveRedisStoreOptions } from './redis-store-options.js';
-import { RedisUnavailableError, ScriptRunner } from './script-runner.js';
+import { RedisUnavailableError, type ReplyDecoder, ScriptRunner } from './script-runner.js';
 import { crossingCounterError, type ShardCheckedRule, validateShardRules } from './shard-scopes.js';
 
 const SCOPE_FIELDS: ReadonlyArray<readonly [OverrideScope, keyof Subject]> = [
@@ -94,6 +97,30 @@ export class RedisStore implements QuotaStore {
   /** Reservations the insurance store holds (taken while Redis was down): id -> expiresAt. */
   readonly #insured = new Map<string, number>();
   #warnedCrossing = false;
+  readonly #nowText = new RecentText();
+  readonly #ttlText = new RecentText();
+  readonly #limitText = new RecentText();
+  // Reply decoders, made once: a call passes its override epoch instead of a closure.
+  readonly #readReply = this.#counted((reply) => ({ values: valuesOf(reply as CounterReply) }));
+  readonly #consumeReply = this.#counted((reply) => consumeOutcome(reply as CounterReply));
+  readonly #consumeOneReply = this.#counted(consumeOneOutcome);
+  readonly #recordReply = this.#counted((reply) => ({
+    duplicate: (reply as CounterReply)[0] === 1,
+    values: valuesOf(reply as CounterReply),
+  }));
+  readonly #settleReply = this.#counted((reply) => ({
+    found: (reply as CounterReply)[0] === 1,
+    values: valuesOf(reply as CounterReply),
+  }));
+  readonly #consumeInsured = async (
+    insurance: QuotaStore,
+    request: StoreConsumeRequest,
+  ): Promise<StoreConsumeResult> => {
+    const outcome = await insurance.consume(request);
+    const { hold, now } = request;
+    if (hold !== undefined && outcome.allowed) this.#insure(hold.id, now + hold.ttlMs, now);
+    return outcome;
+  };
 
   /**
    * @throws QuotaConfigError naming the bad option (a missing client, a prefix with a brace, a
@@ -150,16 +177,30 @@ export class RedisStore implements QuotaStore {
       READ_SCRIPT,
       request.counters.length + 1,
       argv,
-      (reply) => ({ values: valuesOf(reply) }),
-      (insurance) => insurance.read(request),
+      this.#readReply,
+      request,
+      readInsured,
     );
   }
 
-  /** Checks every limit and adds every amount, or nothing; with `hold`, keeps a reservation. */
+  /**
+   * Checks every limit and adds every amount, or nothing; with `hold`, keeps a reservation.
+   * The common case (one counter, no hold, no sliding window) runs a smaller script.
+   */
   consume(request: StoreConsumeRequest): Promise<StoreConsumeResult> {
     const tag = this.#tagFor(request);
     if (typeof tag !== 'string') return tag;
-    const { now, limits, hold } = request;
+    const { counters, limits, hold } = request;
+    if (hold === undefined && counters.length === 1 && limits.every(isFixed)) {
+      return this.#counting(
+        CONSUME_ONE_SCRIPT,
+        2,
+        this.#consumeOneArgv(tag, request),
+        this.#consumeOneReply,
+        request,
+        this.#consumeInsured,
+      );
+    }
     const argv =
       hold === undefined
         ? this.#argv(tag, request, undefined, '')
@@ -179,14 +220,11 @@ export class RedisStore implements QuotaStore {
     }
     return this.#counting(
       CONSUME_SCRIPT,
-      request.counters.length + (hold === undefined ? 1 : 2),
+      counters.length + (hold === undefined ? 1 : 2),
       argv,
-      (reply) => ({ allowed: reply[0] === 1, values: valuesOf(reply) }),
-      async (insurance) => {
-        const outcome = await insurance.consume(request);
-        if (hold !== undefined && outcome.allowed) this.#insure(hold.id, now + hold.ttlMs, now);
-        return outcome;
-      },
+      this.#consumeReply,
+      request,
+      this.#consumeInsured,
     );
   }
 
@@ -208,8 +246,9 @@ export class RedisStore implements QuotaStore {
       RECORD_SCRIPT,
       request.counters.length + (idempotencyKey === undefined ? 1 : 2),
       argv,
-      (reply) => ({ duplicate: reply[0] === 1, values: valuesOf(reply) }),
-      (insurance) => insurance.record(request),
+      this.#recordReply,
+      request,
+      recordInsured,
     );
   }
 
@@ -227,8 +266,9 @@ export class RedisStore implements QuotaStore {
       SETTLE_SCRIPT,
       request.counters.length + 2,
       argv,
-      (reply) => ({ found: reply[0] === 1, values: valuesOf(reply) }),
-      (insurance) => insurance.settle(request),
+      this.#settleReply,
+      request,
+      settleInsured,
     );
   }
 
@@ -394,26 +434,57 @@ export class RedisStore implements QuotaStore {
     return argv;
   }
 
-  #counting<T>(
+  /**
+   * KEYS and ARGV of CONSUME_ONE_SCRIPT: the shard's reservation index and the counter; now,
+   * whether to read the override count, the amount, the ttl and the tightest limit (the
+   * smallest: a total within it is within every other limit on the counter).
+   */
+  #consumeOneArgv(tag: string, request: StoreConsumeRequest): string[] {
+    const layout = this.#layout;
+    const counter = request.counters[0]!;
+    let tightest = Number.POSITIVE_INFINITY;
+    for (const limit of request.limits) if (limit.limit < tightest) tightest = limit.limit;
+    return [
+      layout.reservationIndex(tag),
+      layout.counter(tag, counter.key),
+      this.#nowText.of(request.now),
+      this.#askOverrideCount(),
+      String(counter.amount),
+      counter.ttlMs === null ? '' : this.#ttlText.of(counter.ttlMs),
+      tightest === Number.POSITIVE_INFINITY ? '' : this.#limitText.of(tightest),
+    ];
+  }
+
+  /**
+   * Runs a counter script; when Redis is unavailable and an insurance store is set, `insured`
+   * asks that store instead.
+   */
+  #counting<T, R>(
     script: LuaScript,
     numKeys: number,
     keysAndArgs: readonly string[],
-    fromReply: (reply: CounterReply) => T,
-    insured: (insurance: QuotaStore) => Promise<T>,
+    decode: ReplyDecoder<T, number>,
+    request: R,
+    insured: (insurance: QuotaStore, request: R) => Promise<T>,
   ): Promise<T> {
-    const epoch = this.#overrideEpoch;
-    return this.#runner.run(script, numKeys, keysAndArgs).then(
-      (reply) => {
-        this.#noteOverrideCount((reply as CounterReply)[1], epoch);
-        return fromReply(reply as CounterReply);
-      },
-      (error: unknown) => {
-        if (this.#insurance && error instanceof RedisUnavailableError) {
-          return insured(this.#insurance);
-        }
-        throw error;
-      },
-    );
+    const answer = this.#runner.run(script, numKeys, keysAndArgs, decode, this.#overrideEpoch);
+    const insurance = this.#insurance;
+    if (insurance === undefined) return answer;
+    return answer.catch((error: unknown) => {
+      if (error instanceof RedisUnavailableError) return insured(insurance, request);
+      throw error;
+    });
+  }
+
+  /**
+   * A decoder of a counter script's reply that also notes the override count it carries, unless
+   * an override was written after the call was sent (its epoch, the decoder's context).
+   */
+  #counted<T>(fromReply: (reply: unknown) => T): ReplyDecoder<T, number> {
+    return (reply, epoch) => {
+      if (Array.isArray(reply)) this.#noteOverrideCount((reply as CounterReply)[1], epoch);
+      return fromReply(reply);
+    };
   }
 
   /**
@@ -446,6 +517,39 @@ export class RedisStore implements QuotaStore {
     }
     insured.set(id, expiresAt);
   }
+}
+
+/** A limit on its counter's value alone: no sliding window's previous counter to weigh in. */
+function isFixed(limit: StoreLimit): boolean {
+  return limit.previous === undefined;
+}
+
+function consumeOutcome(reply: CounterReply): StoreConsumeResult {
+  return { allowed: reply[0] === 1, values: valuesOf(reply) };
+}
+
+/** CONSUME_ONE_SCRIPT's reply: an integer (the value, or -value - 1 when refused) or a list. */
+function consumeOneOutcome(reply: unknown): StoreConsumeResult {
+  if (typeof reply !== 'number') return consumeOutcome(reply as CounterReply);
+  return reply >= 0 ? { allowed: true, values: [reply] } : { allowed: false, values: [-reply - 1] };
+}
+
+function readInsured(insurance: QuotaStore, request: StoreReadRequest): Promise<StoreReadResult> {
+  return insurance.read(request);
+}
+
+function recordInsured(
+  insurance: QuotaStore,
+  request: StoreRecordRequest,
+): Promise<StoreRecordResult> {
+  return insurance.record(request);
+}
+
+function settleInsured(
+  insurance: QuotaStore,
+  request: StoreSettleRequest,
+): Promise<StoreSettleResult> {
+  return insurance.settle(request);
 }
 
 function valuesOf(reply: CounterReply): number[] {

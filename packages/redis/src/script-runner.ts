@@ -1,7 +1,8 @@
 import { QuotaStoreError } from '@quotakit/core';
-import { AvailabilityGate } from './availability-gate.js';
+import { AvailabilityGate, type Passage } from './availability-gate.js';
 import type { LuaScript } from './lua-scripts.js';
 import type { RedisScriptClient } from './redis-client.js';
+import { type Expiring, TimeoutQueue } from './timeout-queue.js';
 
 /**
  * Redis could not be asked or did not answer: the cases in which RedisStore turns to its
@@ -13,85 +14,178 @@ export class RedisUnavailableError extends QuotaStoreError {}
 // a replica after a failover, a cluster without a quorum, a script still running.
 const TRANSIENT_REPLIES = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY)\b/;
 
+/** What every call of one runner shares. */
+interface RunnerParts {
+  readonly client: RedisScriptClient;
+  readonly gate: AvailabilityGate;
+  readonly timeouts: TimeoutQueue;
+  readonly timeoutMs: number;
+}
+
+/** Turns a reply into the call's result; `context` is whatever the caller passed with it. */
+export type ReplyDecoder<T, C> = (reply: unknown, context: C) => T;
+
+const asIs: ReplyDecoder<unknown, undefined> = (reply) => reply;
+
 /**
  * Runs the store's Lua scripts: EVALSHA, falling back to EVAL when the server does not know
  * the script (after a restart, a failover or SCRIPT FLUSH), each call bounded by `timeoutMs`.
  */
 export class ScriptRunner {
-  readonly #client: RedisScriptClient;
-  readonly #timeoutMs: number;
-  readonly #gate: AvailabilityGate;
+  readonly #parts: RunnerParts;
 
   constructor(client: RedisScriptClient, timeoutMs: number) {
-    this.#client = client;
-    this.#timeoutMs = timeoutMs;
-    this.#gate = new AvailabilityGate(client);
+    this.#parts = {
+      client,
+      gate: new AvailabilityGate(client),
+      timeouts: new TimeoutQueue(timeoutMs),
+      timeoutMs,
+    };
   }
 
   /**
-   * The script's reply to `keysAndArgs` (its first `numKeys` are KEYS, the rest ARGV). Rejects
-   * with a {@link RedisUnavailableError} when Redis cannot be asked or does not answer within
-   * the timeout (the command may still run later: Redis never learns that the caller gave
-   * up), and with a QuotaStoreError for an error reply.
+   * The script's reply to `keysAndArgs` (its first `numKeys` are KEYS, the rest ARGV), passed
+   * through `decode` with `context` when given (a decoder made once, rather than a closure per
+   * call). Rejects with a {@link RedisUnavailableError} when Redis cannot be asked or does not
+   * answer within the timeout (the command may still run later: Redis never learns that the
+   * caller gave up), and with a QuotaStoreError for an error reply or a reply that `decode`
+   * throws on.
    */
-  run(script: LuaScript, numKeys: number, keysAndArgs: readonly string[]): Promise<unknown> {
-    const gate = this.#gate;
-    const passage = gate.enter();
+  run(script: LuaScript, numKeys: number, keysAndArgs: readonly string[]): Promise<unknown>;
+  run<T, C>(
+    script: LuaScript,
+    numKeys: number,
+    keysAndArgs: readonly string[],
+    decode: ReplyDecoder<T, C>,
+    context: C,
+  ): Promise<T>;
+  run<T, C>(
+    script: LuaScript,
+    numKeys: number,
+    keysAndArgs: readonly string[],
+    decode: ReplyDecoder<T, C> = asIs as ReplyDecoder<T, C>,
+    context?: C,
+  ): Promise<T> {
+    const parts = this.#parts;
+    const passage = parts.gate.enter();
     if (passage === 'refused') {
-      const status = this.#client.status;
+      const status = parts.client.status;
       const why = status === 'ready' ? 'not answering' : `client ${status}`;
       return Promise.reject(
         new RedisUnavailableError(`Redis is not available (${why}): ${script.name} not sent`),
       );
     }
-    const client = this.#client;
-    const timeoutMs = this.#timeoutMs;
-    return new Promise((resolve, reject) => {
-      let done = false;
-      const timer = setTimeout(() => {
-        done = true;
-        gate.failed();
-        reject(
-          new RedisUnavailableError(`Redis did not answer ${script.name} within ${timeoutMs} ms`),
-        );
-      }, timeoutMs);
-      timer.unref?.();
-      // Both outcomes are always handled here, also after the timeout: a late failure is never
-      // an unhandled rejection.
-      const answered = (reply: unknown) => {
-        if (passage === 'probe') gate.probeSettled();
-        else if (passage === 'queued') gate.queuedSettled();
-        gate.answered();
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve(reply);
-      };
-      const failed = (error: unknown) => {
-        if (passage === 'probe') gate.probeSettled();
-        else if (passage === 'queued') gate.queuedSettled();
-        const unavailable = !isErrorReply(error) || TRANSIENT_REPLIES.test(messageOf(error));
-        if (unavailable) gate.failed();
-        else gate.answered();
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        const message = `Redis failed on ${script.name}: ${messageOf(error)}`;
-        reject(
-          unavailable
-            ? new RedisUnavailableError(message, { cause: error })
-            : new QuotaStoreError(message, { cause: error }),
-        );
-      };
-      client.evalsha(script.sha, numKeys, ...keysAndArgs).then(answered, (error: unknown) => {
+    return new Promise<T>((resolve, reject) => {
+      const call = new ScriptCall(parts, script, passage, resolve, reject, decode, context as C);
+      parts.timeouts.add(call);
+      call.send(numKeys, keysAndArgs);
+    });
+  }
+}
+
+/** One script call in flight: settles its promise once, with the reply, a failure or a timeout. */
+class ScriptCall<T, C> implements Expiring {
+  readonly deadline: number;
+  settled = false;
+  readonly #parts: RunnerParts;
+  readonly #script: LuaScript;
+  readonly #passage: Passage;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (error: unknown) => void;
+  readonly #decode: ReplyDecoder<T, C>;
+  readonly #context: C;
+
+  constructor(
+    parts: RunnerParts,
+    script: LuaScript,
+    passage: Passage,
+    resolve: (value: T) => void,
+    reject: (error: unknown) => void,
+    decode: ReplyDecoder<T, C>,
+    context: C,
+  ) {
+    this.deadline = parts.timeouts.deadline();
+    this.#parts = parts;
+    this.#script = script;
+    this.#passage = passage;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#decode = decode;
+    this.#context = context;
+  }
+
+  send(numKeys: number, keysAndArgs: readonly string[]): void {
+    const { client } = this.#parts;
+    const script = this.#script;
+    // Both outcomes are always handled here, also after the timeout: a late failure is never
+    // an unhandled rejection.
+    client.evalsha(script.sha, numKeys, ...keysAndArgs).then(
+      (reply) => this.#answered(reply),
+      (error: unknown) => {
         if (isErrorReply(error) && messageOf(error).startsWith('NOSCRIPT')) {
           // EVAL runs the script and caches it again: later calls are one EVALSHA again.
-          client.eval(script.source, numKeys, ...keysAndArgs).then(answered, failed);
+          client.eval(script.source, numKeys, ...keysAndArgs).then(
+            (reply) => this.#answered(reply),
+            (evalError: unknown) => this.#failed(evalError),
+          );
         } else {
-          failed(error);
+          this.#failed(error);
         }
-      });
-    });
+      },
+    );
+  }
+
+  expire(): void {
+    this.settled = true;
+    this.#parts.gate.failed();
+    this.#reject(
+      new RedisUnavailableError(
+        `Redis did not answer ${this.#script.name} within ${this.#parts.timeoutMs} ms`,
+      ),
+    );
+  }
+
+  /** Reports the outcome to the gate's bookkeeping; false when the call had already expired. */
+  #settle(): boolean {
+    const { gate, timeouts } = this.#parts;
+    if (this.#passage === 'probe') gate.probeSettled();
+    else if (this.#passage === 'queued') gate.queuedSettled();
+    if (this.settled) return false;
+    this.settled = true;
+    timeouts.trim();
+    return true;
+  }
+
+  #answered(reply: unknown): void {
+    const first = this.#settle();
+    this.#parts.gate.answered();
+    if (!first) return;
+    let value: T;
+    try {
+      value = this.#decode(reply, this.#context);
+    } catch (error) {
+      this.#reject(
+        new QuotaStoreError(`Redis gave ${this.#script.name} an unexpected reply`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    this.#resolve(value);
+  }
+
+  #failed(error: unknown): void {
+    const first = this.#settle();
+    const unavailable = !isErrorReply(error) || TRANSIENT_REPLIES.test(messageOf(error));
+    if (unavailable) this.#parts.gate.failed();
+    else this.#parts.gate.answered();
+    if (!first) return;
+    const message = `Redis failed on ${this.#script.name}: ${messageOf(error)}`;
+    this.#reject(
+      unavailable
+        ? new RedisUnavailableError(message, { cause: error })
+        : new QuotaStoreError(message, { cause: error }),
+    );
   }
 }
 

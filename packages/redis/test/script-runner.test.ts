@@ -73,6 +73,33 @@ describe('RedisStore with other clients and failures', () => {
     expect(failures.filter((f) => /not available/.test(String(f)))).toHaveLength(19);
   });
 
+  it('times out each unanswered call on its own deadline, never before it', async () => {
+    // Every other call is never answered; the others are, 10 ms later.
+    const { client, sent } = scriptedClient(() =>
+      sent.length % 2 === 1
+        ? new Promise(() => {})
+        : new Promise((resolve) => setTimeout(() => resolve([1, -1, 0]), 10)),
+    );
+    const store = new RedisStore({ client, timeoutMs: 60 });
+    const started = performance.now();
+    const settledAfter = (call: Promise<unknown>) =>
+      call.then(
+        () => ['answered', performance.now() - started] as const,
+        () => ['timed out', performance.now() - started] as const,
+      );
+    const first = settledAfter(store.consume(request));
+    const second = settledAfter(store.consume(request));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const third = settledAfter(store.consume(request));
+    const [one, two, three] = await Promise.all([first, second, third]);
+    expect(one[0]).toBe('timed out');
+    expect(one[1]).toBeGreaterThanOrEqual(60);
+    expect(two[0]).toBe('answered');
+    expect(three[0]).toBe('timed out');
+    expect(three[1]).toBeGreaterThanOrEqual(90);
+    expect(three[1]).toBeLessThan(500);
+  });
+
   it('sends again at once on a new connection after a stall', async () => {
     // The first two calls are never answered; later ones are.
     const { client, sent } = scriptedClient(() =>
