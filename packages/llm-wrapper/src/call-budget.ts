@@ -11,6 +11,7 @@ import {
   type Subject,
   tokenCostUsd,
 } from '@quotakit/core';
+import { type Abandonable, AbandonmentTimer } from './abandonment-timer.js';
 import { CallSpan } from './call-telemetry.js';
 import {
   type QuotaWrapperOptions,
@@ -124,26 +125,36 @@ const LLM_TOKENS = 'llm_tokens';
  * try { const reply = await send(budget.outputCap); await budget.commit(usageOf(reply)); }
  * catch (error) { await budget.fail(error); throw error; }
  */
-export async function openCallBudget(
+export function openCallBudget(
   options: ResolvedWrapperOptions | QuotaWrapperOptions,
   call: LlmCall,
 ): Promise<CallBudget> {
-  const resolved = resolveWrapperOptions(options);
-  // Read before the first await, in the caller's own async context.
-  const subject = resolved.subject();
-  if (subject === undefined) {
-    throw new QuotaValidationError(
-      'No quota subject for this call: pass `subject` in the options, or make the call inside ' +
-        'runWithQuotaSubject() from @quotakit/llm-wrapper/node. Use `{}` for global rules only.',
-    );
-  }
-  const span = resolved.telemetry ? CallSpan.start(call) : undefined;
+  // Not an async function: one promise chain from the engine's reservation to the budget,
+  // where nested async functions added a promise hop apiece to every call. Every failure is
+  // still a rejection, never a throw.
+  let resolved: ResolvedWrapperOptions;
+  let subject: Subject | undefined;
+  let span: CallSpan | undefined;
   try {
-    return await reserveCall(resolved, call, subject, span);
+    resolved = resolveWrapperOptions(options);
+    // Read before anything is awaited, in the caller's own async context.
+    subject = resolved.subject();
+    if (subject === undefined) {
+      throw new QuotaValidationError(
+        'No quota subject for this call: pass `subject` in the options, or make the call inside ' +
+          'runWithQuotaSubject() from @quotakit/llm-wrapper/node. Use `{}` for global rules only.',
+      );
+    }
+    span = resolved.telemetry ? CallSpan.start(call) : undefined;
   } catch (error) {
-    span?.failed(error);
-    throw error;
+    return Promise.reject(error);
   }
+  const reserved = reserveCall(resolved, call, subject, span);
+  if (span === undefined) return reserved;
+  return reserved.catch((error: unknown) => {
+    span.failed(error);
+    throw error;
+  });
 }
 
 async function reserveCall(
@@ -175,9 +186,10 @@ async function reserveCall(
       });
       if (cost !== undefined) amounts[COST_USD] = cost;
     }
-    return within(span, () =>
-      engine.reserve({ ...subject, amounts, ttlMs: options.reservationTtlMs }),
-    );
+    const request = { ...subject, amounts, ttlMs: options.reservationTtlMs };
+    return span === undefined
+      ? engine.reserve(request)
+      : span.within(() => engine.reserve(request));
   };
 
   let reservation = await reserve(outputTokens);
@@ -255,7 +267,7 @@ function within<T>(span: CallSpan | undefined, fn: () => T): T {
 }
 
 /** A {@link CallBudget} over one engine reservation. */
-class ReservedCall implements CallBudget {
+class ReservedCall implements CallBudget, Abandonable {
   readonly outputCap: number | undefined;
   readonly reservedOutputTokens: number;
   readonly subject: Subject;
@@ -264,11 +276,11 @@ class ReservedCall implements CallBudget {
   readonly #reservation: Reservation;
   readonly #withCost: boolean;
   readonly #span: CallSpan | undefined;
-  /** Output tokens a stream may produce before enforceDuringStream stops it. */
-  readonly #outputAllowance: number;
+  /** Output tokens a stream may produce before enforceDuringStream stops it; read lazily. */
+  #outputAllowance: number | undefined;
   #settlement: Promise<void> | undefined;
   /** Commits the hold as it stands shortly before the reservation would expire unsettled. */
-  readonly #abandonTimer: ReturnType<typeof setTimeout>;
+  readonly #abandonment: AbandonmentTimer;
 
   constructor(
     options: ResolvedWrapperOptions,
@@ -290,24 +302,16 @@ class ReservedCall implements CallBudget {
     this.reservedOutputTokens = init.outputTokens;
     this.#withCost = init.withCost;
     this.#span = init.span;
-    // After a reservation, `remaining` already excludes what this call holds.
-    const tokens = reservation.results[LLM_TOKENS];
-    const headroom = tokens === undefined ? undefined : tokenHeadroom(tokens);
-    this.#outputAllowance = init.outputTokens + (headroom ?? 0);
     // A call nobody settles (a stream left unread but not cancelled: the AI SDK keeps the
     // model's stream open for its other readers; a promise never awaited) may still be
     // answered and billed by the provider. Returning its hold at expiry would count nothing,
     // so it is committed as reserved, marked estimated and abandoned, just before that.
     const ttlMs = options.reservationTtlMs;
-    this.#abandonTimer = setTimeout(
-      () => this.#abandon(),
-      ttlMs - Math.min(5_000, Math.floor(ttlMs / 10)),
-    );
-    // Never keep a process alive for it: a process that ends has nothing left to bill.
-    (this.#abandonTimer as { unref?: () => void }).unref?.();
+    this.#abandonment = AbandonmentTimer.after(ttlMs - Math.min(5_000, Math.floor(ttlMs / 10)));
+    this.#abandonment.watch(this);
   }
 
-  #abandon(): void {
+  abandon(): void {
     if (this.#settlement !== undefined) return;
     void this.commit({
       inputTokens: this.#call.inputTokens,
@@ -322,6 +326,12 @@ class ReservedCall implements CallBudget {
   }
 
   allowsOutput(outputTokensSoFar: number): boolean {
+    if (this.#outputAllowance === undefined) {
+      // After a reservation, `remaining` already excludes what this call holds.
+      const tokens = this.#reservation.results[LLM_TOKENS];
+      const headroom = tokens === undefined ? undefined : tokenHeadroom(tokens);
+      this.#outputAllowance = this.reservedOutputTokens + (headroom ?? 0);
+    }
     return outputTokensSoFar <= this.#outputAllowance;
   }
 
@@ -351,24 +361,28 @@ class ReservedCall implements CallBudget {
   }
 
   commit(usage: ReportedUsage): Promise<void> {
-    clearTimeout(this.#abandonTimer);
+    this.#abandonment.unwatch(this);
     this.#settlement ??= this.#commit(usage);
     return this.#settlement;
   }
 
   fail(error: unknown): Promise<void> {
-    clearTimeout(this.#abandonTimer);
+    this.#abandonment.unwatch(this);
     this.#settlement ??= this.#fail(error);
     return this.#settlement;
   }
 
   release(): Promise<void> {
-    clearTimeout(this.#abandonTimer);
-    this.#settlement ??= this.#settle([], undefined).then(() => this.#span?.released());
+    this.#abandonment.unwatch(this);
+    if (this.#settlement === undefined) {
+      const span = this.#span;
+      const released = this.#settle([], undefined);
+      this.#settlement = span === undefined ? released : released.then(() => span.released());
+    }
     return this.#settlement;
   }
 
-  async #commit(usage: ReportedUsage): Promise<void> {
+  #commit(usage: ReportedUsage): Promise<void> {
     const call = this.#call;
     const inputTokens = nonNegative(usage.inputTokens);
     const outputTokens = nonNegative(usage.outputTokens);
@@ -376,10 +390,15 @@ class ReservedCall implements CallBudget {
     const reasoningTokens = nonNegative(usage.reasoningTokens ?? 0);
     const model = usage.model || call.model;
     const prices = this.#options.prices;
-    const costUsd =
-      prices === undefined
-        ? undefined
-        : tokenCostUsd(prices, { model, inputTokens, cachedInputTokens, outputTokens });
+    let costUsd: number | undefined;
+    try {
+      costUsd =
+        prices === undefined
+          ? undefined
+          : tokenCostUsd(prices, { model, inputTokens, cachedInputTokens, outputTokens });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const metadata: Record<string, unknown> = {
       provider: call.provider,
       operation: call.operation,
@@ -397,11 +416,15 @@ class ReservedCall implements CallBudget {
       [LLM_TOKENS, inputTokens + outputTokens],
     ];
     if (this.#withCost && costUsd !== undefined) records.push([COST_USD, costUsd]);
-    await this.#settle(records, metadata);
-    this.#span?.settled({ model, inputTokens, outputTokens, estimated: usage.estimated });
+    const settled = this.#settle(records, metadata);
+    const span = this.#span;
+    if (span === undefined) return settled;
+    return settled.then(() =>
+      span.settled({ model, inputTokens, outputTokens, estimated: usage.estimated }),
+    );
   }
 
-  async #fail(error: unknown): Promise<void> {
+  #fail(error: unknown): Promise<void> {
     const call = this.#call;
     const records: [string, number][] = this.#options.countFailedRequests
       ? [[LLM_REQUESTS, 1]]
@@ -414,32 +437,40 @@ class ReservedCall implements CallBudget {
     };
     const status = (error as { status?: unknown } | null)?.status;
     if (typeof status === 'number') metadata.status = status;
-    await this.#settle(records, metadata);
-    this.#span?.failed(error);
+    const settled = this.#settle(records, metadata);
+    const span = this.#span;
+    return span === undefined ? settled : settled.then(() => span.failed(error));
   }
 
   /**
    * Settles the reservation in one engine operation: a commit of `records` (with the usage
    * metadata for the ledger), every other reserved resource at 0, so that nothing unspent
-   * stays held; no records at all releases it whole.
+   * stays held; no records at all releases it whole. Never rejects: a commit the store
+   * cannot take leaves the estimate held until reservationTtlMs (it still counts meanwhile)
+   * and goes to onError; the paid response is never lost.
    */
-  async #settle(
+  #settle(
     records: readonly [string, number][],
     metadata: Record<string, unknown> | undefined,
   ): Promise<void> {
     const reservation = this.#reservation;
-    await within(this.#span, async () => {
+    let settled: Promise<unknown>;
+    try {
       if (records.length === 0) {
-        await reservation.release();
-        return;
+        settled = within(this.#span, () => reservation.release());
+      } else {
+        // A commit keeps the estimate of a resource it does not name: name them all.
+        const actual: Record<string, number> = {};
+        for (const resource in reservation.results) actual[resource] = 0;
+        for (const [resource, amount] of records) actual[resource] = amount;
+        settled = within(this.#span, () => reservation.commit(actual, { metadata }));
       }
-      // A commit keeps the estimate of a resource it does not name: name them all.
-      const actual: Record<string, number> = {};
-      for (const resource in reservation.results) actual[resource] = 0;
-      for (const [resource, amount] of records) actual[resource] = amount;
-      // A commit the store cannot take leaves the estimate held until reservationTtlMs (it
-      // still counts meanwhile) and goes to onError; the paid response is never lost.
-      await reservation.commit(actual, { metadata });
-    }).catch(this.#options.onError);
+    } catch (error) {
+      settled = Promise.reject(error);
+    }
+    return settled.then(settledQuietly, this.#options.onError);
   }
 }
+
+/** What a settlement resolves with: nothing, whatever the engine answered. */
+function settledQuietly(): void {}

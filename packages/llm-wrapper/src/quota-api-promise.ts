@@ -13,8 +13,10 @@ export interface SdkPromise<T> extends PromiseLike<T> {
 }
 
 /**
- * The SDK promise of a call once its reservation is made, in a box: a promise resolved with
- * a thenable adopts it (parsing the body), so the SDK promise must never be a resolution.
+ * The SDK's own promise of a call once its reservation is made, in a box: a promise resolved
+ * with a thenable adopts it (parsing the body), so the SDK promise must never be a resolution.
+ * It never leaves the wrapper: whatever it parses goes through {@link CallSettlement.observe}
+ * before anyone else sees it.
  */
 export interface SentCall<T> {
   readonly sdk: SdkPromise<T>;
@@ -26,6 +28,12 @@ export interface CallSettlement {
   readonly budget: CallBudget | undefined;
   /** Resolves when the call's usage is committed, for results that carry it (not streams). */
   settlement: Promise<void> | undefined;
+  /**
+   * Sees the parsed result before the caller does, in place: meters a stream (the same
+   * object, its reads observed) or starts committing a complete result's usage. Only the
+   * first result of a call counts (a helper's transformed result is the same call).
+   */
+  observe(data: unknown): void;
   /** The raw response is handed out unparsed (`asResponse()`): settle from it first. */
   settleFromResponse(response: Response): Promise<void>;
 }
@@ -48,16 +56,18 @@ export class QuotaAPIPromise<T> extends Promise<T> {
 
   constructor(sent: Promise<SentCall<T>>, call: CallSettlement) {
     // Resolved with nothing, like the SDK's: every read goes through the overrides below.
-    super((resolve) => resolve(undefined as T));
+    super(resolveWithNothing);
     this.#sent = sent;
     this.#call = call;
   }
 
   #parse(): Promise<T> {
+    // `sdk.then` directly: `Promise.resolve(sdk)` of the SDK's Promise subclass would only
+    // wrap it in one more promise, which then calls the same `then` a hop later.
     this.#parsed ??= this.#sent.then(
       ({ sdk }) =>
-        Promise.resolve(sdk).then(
-          (value) => this.#ready(value),
+        sdk.then(
+          (value) => this.#observed(value, value),
           (error) => this.#failed(error),
         ),
       (error) => this.#failed(error),
@@ -65,8 +75,16 @@ export class QuotaAPIPromise<T> extends Promise<T> {
     return this.#parsed;
   }
 
-  /** The value, once the usage it carries is committed. */
-  #ready<V>(value: V): V | Promise<V> {
+  /**
+   * `value` (the parsed `data`, or what carries it) once `data` is observed and the usage it
+   * carries committed.
+   */
+  #observed<V>(data: unknown, value: V): V | Promise<V> {
+    try {
+      this.#call.observe(data);
+    } catch (error) {
+      return this.#failed(error);
+    }
     const settlement = this.#call.settlement;
     return settlement === undefined ? value : settlement.then(() => value);
   }
@@ -103,7 +121,7 @@ export class QuotaAPIPromise<T> extends Promise<T> {
     return this.#sent.then(
       ({ sdk }) =>
         required(sdk, 'withResponse').then(
-          (result) => this.#ready(result),
+          (result) => this.#observed(result.data, result),
           (error) => this.#failed(error),
         ),
       (error) => this.#failed(error),
@@ -126,21 +144,34 @@ export class QuotaAPIPromise<T> extends Promise<T> {
     );
   }
 
-  /** For the SDKs' own helpers (`parse()`, the stream helpers): a derived promise, still metered. */
+  /**
+   * For the SDKs' own helpers (`parse()`, the stream helpers): a derived promise, still
+   * metered. The result is observed before the helper's transform sees it, as the SDKs
+   * require of `_thenUnwrap` transforms, synchronously.
+   */
   _thenUnwrap<U>(transform: (data: T, props: unknown) => U): QuotaAPIPromise<U> {
+    const call = this.#call;
+    const observed = (data: T, props: unknown): U => {
+      call.observe(data);
+      return transform(data, props);
+    };
     const derived = this.#sent.then(({ sdk }) => {
       if (typeof sdk._thenUnwrap !== 'function') {
-        return { sdk: Promise.resolve(sdk).then((data) => transform(data, undefined)) };
+        return { sdk: Promise.resolve(sdk).then((data) => observed(data, undefined)) };
       }
-      return { sdk: sdk._thenUnwrap(transform) };
+      return { sdk: sdk._thenUnwrap(observed) };
     });
-    return new QuotaAPIPromise<U>(derived, this.#call);
+    return new QuotaAPIPromise<U>(derived, call);
   }
 
   /** Anthropic's helpers that chain one request on another read the response props. */
   _responseProps(): Promise<unknown> {
     return this.#sent.then(({ sdk }) => required(sdk, '_responseProps'));
   }
+}
+
+function resolveWithNothing(resolve: (value: never) => void): void {
+  resolve(undefined as never);
 }
 
 function required<T, K extends 'withResponse' | 'asResponse' | '_responseProps'>(

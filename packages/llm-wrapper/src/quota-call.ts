@@ -79,13 +79,9 @@ function startCall(
       void budget.release();
       throw error;
     }
-    const observe = (data: unknown): unknown => call.observe(data);
-    return {
-      sdk:
-        typeof sdk._thenUnwrap === 'function'
-          ? sdk._thenUnwrap(observe)
-          : (Promise.resolve(sdk).then(observe) as SdkPromise<unknown>),
-    };
+    // The SDK's own promise, not a `_thenUnwrap` of it: a derived APIPromise per call is
+    // real work, and QuotaAPIPromise observes whatever it parses before handing it out.
+    return { sdk };
   });
   return new QuotaAPIPromise(sent, call);
 }
@@ -97,6 +93,7 @@ class WrappedCall implements CallSettlement {
   hidesUsage = false;
   streamed = false;
   inputTokens = 0;
+  #observed = false;
   readonly #options: ResolvedWrapperOptions;
   readonly #adapter: CallAdapter;
 
@@ -105,23 +102,21 @@ class WrappedCall implements CallSettlement {
     this.#adapter = adapter;
   }
 
-  /**
-   * Sees the parsed result, synchronously (the SDKs require `_thenUnwrap` transforms to
-   * be): meters a stream in place, or starts committing a complete result's usage.
-   */
-  observe(data: unknown): unknown {
+  observe(data: unknown): void {
+    if (this.#observed) return;
+    this.#observed = true;
     const budget = this.budget!;
-    if (budget.settled) return data;
+    if (budget.settled) return;
     if (isSdkStream(data)) {
-      return meterStream(data, {
+      meterStream(data, {
         budget,
         reader: this.#adapter.streamReader(this.hidesUsage),
         inputTokens: this.inputTokens,
         enforceDuringStream: this.#options.enforceDuringStream,
       });
+      return;
     }
     this.settlement = budget.commit(this.#completeUsage(data));
-    return data;
   }
 
   #completeUsage(data: unknown): ReportedUsage {

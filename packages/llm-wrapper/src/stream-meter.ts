@@ -52,8 +52,9 @@ export interface StreamMeterOptions<Event> {
  * Meters an SDK stream in place: the caller keeps the SDK's own object (controller, `tee()`,
  * `toReadableStream()`, the Anthropic helpers), whose reads all go through `iterator`, which
  * is replaced by one that observes each event. When the stream ends, however it ends, the
- * budget is settled in a `finally`: with the reported usage, or, after an early break, an
- * abort or an error mid-stream, with an estimate of what was streamed (`estimated: true`).
+ * budget is settled before the caller hears of it: with the reported usage, or, after an
+ * early break, an abort or an error mid-stream, with an estimate of what was streamed
+ * (`estimated: true`).
  */
 export function meterStream<Event, S extends object>(
   stream: S,
@@ -67,47 +68,121 @@ export function meterStream<Event, S extends object>(
   let started = false;
   const metered = (): AsyncIterator<Event> => {
     started = true;
-    return meteredEvents(source(), sdkStream.controller, options);
+    return new MeteredEvents(source(), sdkStream.controller, options);
   };
   if (typeof sdkStream.iterator === 'function') sdkStream.iterator = metered;
   else Object.defineProperty(stream, Symbol.asyncIterator, { value: metered, configurable: true });
-  // Aborted before anyone read it: nothing was streamed, so only the input counts.
-  sdkStream.controller?.signal.addEventListener(
-    'abort',
-    () => {
-      if (!started) void settleStream(options, undefined);
-    },
-    { once: true },
-  );
+  // Aborted before anyone read it: nothing was streamed, so only the input counts. A caller
+  // nearly always starts reading in the task that received the stream, and an abort
+  // listener costs more than the rest of the metering, so only a stream still unread when
+  // that task ends gets one.
+  const controller = sdkStream.controller;
+  if (controller !== undefined) {
+    afterThisTask(() => {
+      if (started) return;
+      const abortedUnread = (): void => {
+        if (!started) void settleStream(options, undefined);
+      };
+      if (controller.signal.aborted) abortedUnread();
+      else controller.signal.addEventListener('abort', abortedUnread, { once: true });
+    });
+  }
   return stream;
 }
 
-async function* meteredEvents<Event>(
-  events: AsyncIterator<Event>,
-  controller: AbortController | undefined,
-  options: StreamMeterOptions<Event>,
-): AsyncGenerator<Event, void, undefined> {
-  const { reader, budget, enforceDuringStream } = options;
-  let failure: unknown;
-  try {
-    for (;;) {
-      const next = await events.next();
-      if (next.done) break;
-      if (reader.read(next.value)) continue;
-      if (enforceDuringStream && !budget.allowsOutput(streamedOutputTokens(reader))) {
-        controller?.abort();
-        await events.return?.();
-        throw budget.exceededError(streamedOutputTokens(reader));
+/** Runs `fn` once the current task (and its microtasks) is over. */
+const afterThisTask: (fn: () => void) => void =
+  typeof setImmediate === 'function'
+    ? (fn) => {
+        setImmediate(fn);
       }
-      yield next.value;
+    : (fn) => {
+        setTimeout(fn, 0);
+      };
+
+/**
+ * The iterator a metered stream is read through. Written by hand rather than as an async
+ * generator, which costs several promise hops per event (its await of the SDK's iterator,
+ * then the await every `yield` does): one `then` per event is all this one adds. Reads asked
+ * for ahead of time (a `tee()` branch reading ahead) are answered in order: the SDK's
+ * iterator queues them, and the only event ever hidden, OpenAI's usage-only chunk, is the
+ * last one before the end.
+ */
+class MeteredEvents<Event> implements AsyncIterator<Event, void> {
+  readonly #events: AsyncIterator<Event>;
+  readonly #controller: AbortController | undefined;
+  readonly #options: StreamMeterOptions<Event>;
+  /** Set once the stream ended, however: every later read is done. */
+  #ended = false;
+
+  constructor(
+    events: AsyncIterator<Event>,
+    controller: AbortController | undefined,
+    options: StreamMeterOptions<Event>,
+  ) {
+    this.#events = events;
+    this.#controller = controller;
+    this.#options = options;
+  }
+
+  next(): Promise<IteratorResult<Event, void>> {
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+    return this.#events.next().then(this.#take, this.#failed);
+  }
+
+  /** The caller stopped reading (a `break`): the SDK's own `return` aborts the request. */
+  return(): Promise<IteratorResult<Event, void>> {
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+    this.#ended = true;
+    return Promise.resolve(this.#events.return?.()).then(() => this.#finish(undefined));
+  }
+
+  /** As an async generator is, the iterator is its own iterable. */
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** One event from the SDK: passed on, hidden (then the next one is read) or the end. */
+  readonly #take = (
+    next: IteratorResult<Event>,
+  ): IteratorResult<Event, void> | Promise<IteratorResult<Event, void>> => {
+    if (next.done) {
+      this.#ended = true;
+      return this.#finish(undefined);
     }
-  } catch (error) {
-    failure = error;
-    throw error;
-  } finally {
-    // The caller broke out early: the SDK's own finally aborts the request.
-    await events.return?.();
-    await settleStream(options, failure);
+    try {
+      const { reader, budget, enforceDuringStream } = this.#options;
+      if (reader.read(next.value)) return this.next();
+      if (enforceDuringStream && !budget.allowsOutput(streamedOutputTokens(reader))) {
+        this.#controller?.abort();
+        return this.#close(budget.exceededError(streamedOutputTokens(reader)));
+      }
+    } catch (error) {
+      return this.#close(error);
+    }
+    return next;
+  };
+
+  /** The SDK's iterator failed (a provider error mid-stream, a network error). */
+  readonly #failed = (error: unknown): Promise<never> => {
+    this.#ended = true;
+    return settleStream(this.#options, error).then(() => {
+      throw error;
+    });
+  };
+
+  /** Ends the stream with `error` (a quota stop, a failure reading an event): source first. */
+  #close(error: unknown): Promise<never> {
+    this.#ended = true;
+    return Promise.resolve(this.#events.return?.()).then(
+      () => this.#failed(error),
+      (returnError: unknown) => this.#failed(returnError),
+    );
+  }
+
+  /** Settles the budget, then tells the caller the stream is done. */
+  #finish(failure: unknown): Promise<IteratorResult<Event, void>> {
+    return settleStream(this.#options, failure).then(() => ({ done: true, value: undefined }));
   }
 }
 

@@ -1,4 +1,6 @@
-import { withQuota } from '@quotakit/llm-wrapper';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { openCallBudget, withQuota } from '@quotakit/llm-wrapper';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HI, HI_ESTIMATE, openaiClient, testEngine, usageEvents } from './helpers.js';
 import { OPENAI_USAGE, type StandInProvider, startStandIn } from './stand-in/index.js';
@@ -94,5 +96,77 @@ describe('a call its caller never settles', () => {
       OPENAI_USAGE.promptTokens + OPENAI_USAGE.completionTokens,
     ]);
     expect(tokens[0]?.metadata.abandoned).toBeUndefined();
+  });
+});
+
+describe('the shared abandonment timer', () => {
+  const call = {
+    provider: 'openai',
+    operation: 'chat',
+    model: 'gpt-4o-mini',
+    inputTokens: 10,
+    maxOutputTokens: 20,
+  };
+
+  it('commits every unsettled call before its own reservation expires, whatever its TTL', async () => {
+    const engine = testEngine();
+    const started = Date.now();
+    // Two TTLs (two timers), and a second call on the first timer made later than the first,
+    // so that the timer must re-arm after its first sweep.
+    const short = await openCallBudget(
+      { engine, subject: { userId: 'ttl-300' }, reservationTtlMs: 300 },
+      call,
+    );
+    const long = await openCallBudget(
+      { engine, subject: { userId: 'ttl-600' }, reservationTtlMs: 600 },
+      call,
+    );
+    const settled = await openCallBudget(
+      { engine, subject: { userId: 'ttl-settled' }, reservationTtlMs: 300 },
+      call,
+    );
+    await settled.commit({ inputTokens: 10, outputTokens: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const later = await openCallBudget(
+      { engine, subject: { userId: 'ttl-300-later' }, reservationTtlMs: 300 },
+      call,
+    );
+    const laterStarted = Date.now();
+
+    for (const [userId, deadline] of [
+      ['ttl-300', started + 300],
+      ['ttl-600', started + 600],
+      ['ttl-300-later', laterStarted + 300],
+    ] as const) {
+      const [event, ...more] = await tokensCommitted(engine, userId);
+      expect(more).toEqual([]);
+      expect(event?.amount).toBe(30);
+      expect(event?.metadata).toMatchObject({ estimated: true, abandoned: true });
+      expect(event!.at.getTime()).toBeLessThan(deadline);
+    }
+    expect([short.settled, long.settled, later.settled]).toEqual([true, true, true]);
+    const settledTokens = (await usageEvents(engine, { userId: 'ttl-settled' })).filter(
+      (e) => e.resource === 'llm_tokens',
+    );
+    expect(settledTokens.map((e) => e.amount)).toEqual([15]);
+  });
+
+  it('does not keep the process alive', async () => {
+    const fixture = fileURLToPath(new URL('./fixtures/unsettled-call.ts', import.meta.url));
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], { cwd: root });
+    let output = '';
+    child.stdout.on('data', (data: Buffer) => {
+      output += data.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // The reservation would be committed as abandoned only after nine and a half minutes.
+    const timeout = new Promise<'still running'>((resolve) =>
+      setTimeout(() => resolve('still running'), 10_000).unref(),
+    );
+    const outcome = await Promise.race([exited, timeout]);
+    if (outcome === 'still running') child.kill();
+    expect(outcome).toBe(0);
+    expect(output.trim()).toBe('unsettled');
   });
 });
