@@ -47,7 +47,7 @@ import {
 } from './task-runner.js';
 import { type OperationTrace, QuotaTelemetry } from './telemetry.js';
 import { ThresholdNotifier } from './threshold-notifier.js';
-import { UsageEventIds } from './usage-event-ids.js';
+import { UniqueIds } from './unique-ids.js';
 import {
   USAGE_CSV_HEADER,
   type UsageExportFormat,
@@ -112,7 +112,8 @@ export class QuotaEngine {
   /** Where recorded amounts go: an in-process ledger directly, any other through a batcher. */
   readonly #ledger: Pick<LedgerWriter, 'add' | 'flush'> | undefined;
   /** Set when the store keeps the ledger: events then travel inside the store requests. */
-  readonly #storeEventIds: UsageEventIds | undefined;
+  readonly #storeEventIds: UniqueIds | undefined;
+  readonly #reservationIds = new UniqueIds();
 
   constructor(options: QuotaEngineOptions = {}) {
     const config = resolveConfig(options);
@@ -135,7 +136,7 @@ export class QuotaEngine {
     this.#notifier = new ThresholdNotifier(config.store, config.onError);
     this.#telemetry = config.telemetry ? new QuotaTelemetry() : undefined;
     this.#ledger = config.ledgerInStore ? undefined : ledgerSink(config.ledger, config.onError);
-    this.#storeEventIds = config.ledgerInStore ? new UsageEventIds() : undefined;
+    this.#storeEventIds = config.ledgerInStore ? new UniqueIds() : undefined;
   }
 
   /**
@@ -304,7 +305,7 @@ export class QuotaEngine {
       if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
-      const id = globalThis.crypto.randomUUID();
+      const id = this.#reservationIds.next();
       const hold = { id, ttlMs };
       const decision = this.#sync
         ? this.#admitSync(this.#sync, plan, subject, now, hold)

@@ -1,5 +1,5 @@
 import type { Subject } from './subject.js';
-import { UsageEventIds } from './usage-event-ids.js';
+import { UniqueIds } from './unique-ids.js';
 import type { UsageEvent, UsageLedger } from './usage-ledger.js';
 
 /** The metadata of events recorded without any: one shared, frozen empty object. */
@@ -42,7 +42,7 @@ export class LedgerWriter {
   readonly #flushIntervalMs: number;
   readonly #maxPending: number;
   #pending: PendingUsage[] = [];
-  readonly #ids = new UsageEventIds();
+  readonly #ids = new UniqueIds();
   /** Consecutive failed appends: the back-off exponent, 0 when the ledger is healthy. */
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { ExpiryQueue } from './expiry-queue.js';
+import { ExpiryQueue, type QueuedItem } from './expiry-queue.js';
 import { fitsWithin } from './statuses.js';
 import type {
   OverrideFilter,
@@ -41,7 +41,7 @@ interface CounterEntry {
   expiresAt: number;
 }
 
-interface HeldReservation {
+interface HeldReservation extends QueuedItem {
   readonly id: string;
   readonly expiresAt: number;
   readonly keys: readonly string[];
@@ -67,7 +67,7 @@ export class MemoryStore implements QuotaStore {
   readonly #overrides = new Map<string, Map<string, StoredOverride>>();
   #overrideCount = 0;
   readonly #reservations = new Map<string, HeldReservation>();
-  readonly #expiries = new ExpiryQueue<HeldReservation>();
+  #expiries = new ExpiryQueue<HeldReservation>();
 
   constructor(options: MemoryStoreOptions = {}) {
     const maxCounters = options.maxCounters ?? 1_000_000;
@@ -92,6 +92,14 @@ export class MemoryStore implements QuotaStore {
   /** Number of counters currently held (expired ones included until they are dropped). */
   get size(): number {
     return this.#counters.size;
+  }
+
+  /**
+   * Number of reservations held in memory: taken and not yet committed, released or expired.
+   * (Counted from the expiry queue, which is what would grow if settled ones lingered.)
+   */
+  get heldReservations(): number {
+    return this.#expiries.size;
   }
 
   read(request: StoreReadRequest): Promise<StoreReadResult> {
@@ -155,6 +163,7 @@ export class MemoryStore implements QuotaStore {
     this.#idempotency.clear();
     this.#claims.clear();
     this.#reservations.clear();
+    this.#expiries = new ExpiryQueue();
   }
 
   /** Number of run-time overrides held: 0 lets the engine skip override lookups. */
@@ -294,13 +303,14 @@ export class MemoryStore implements QuotaStore {
         amounts.push(counter.amount);
       }
     }
-    const held: HeldReservation = { id, expiresAt: now + ttlMs, keys, amounts };
+    const held: HeldReservation = { id, expiresAt: now + ttlMs, keys, amounts, queueIndex: -1 };
     this.#reservations.set(id, held);
     this.#expiries.push(held);
   }
 
   #return(held: HeldReservation, now: number): void {
     this.#reservations.delete(held.id);
+    this.#expiries.remove(held);
     for (let i = 0; i < held.keys.length; i++) {
       const entry = this.#counters.get(held.keys[i]!);
       if (entry !== undefined && entry.expiresAt > now) {
@@ -312,10 +322,10 @@ export class MemoryStore implements QuotaStore {
   #expireReservations(now: number): void {
     if (this.#expiries.size === 0) return;
     for (let held = this.#expiries.popExpired(now); held; held = this.#expiries.popExpired(now)) {
-      // Settled reservations stay in the queue until their time comes; skip those.
-      if (this.#reservations.get(held.id) === held) this.#return(held, now);
+      this.#return(held, now);
     }
   }
+
 }
 
 // Stored overrides are shared with every engine on the store: keep them immutable.

@@ -35,9 +35,10 @@ export interface PlannedCounter {
 
 /** A whole engine operation: every counter and limit of every rule it touches. */
 export interface OperationPlan {
-  readonly resources: ResourcePlan[];
-  readonly counters: PlannedCounter[];
-  readonly limits: StoreLimit[];
+  // Replaced rather than pushed to while empty (see `append`).
+  resources: ResourcePlan[];
+  counters: PlannedCounter[];
+  limits: StoreLimit[];
   /** An enforced per_request rule refuses: the store must not be asked to add anything. */
   perRequestRefused: boolean;
 }
@@ -89,7 +90,7 @@ export class Planner {
       rules[i] = this.#planRule(plan, rule, subjectId, amount, now, enforce);
     }
     const resourcePlan: ResourcePlan = { resource, amount, rules };
-    plan.resources.push(resourcePlan);
+    plan.resources = append(plan.resources, resourcePlan);
     return resourcePlan;
   }
 
@@ -116,13 +117,15 @@ export class Planner {
     const id = subjectId ?? '';
     if (period === 'total') {
       const counter = addCounter(plan, keys.current(null, id), amount, null);
-      if (enforce && rule.mode === 'enforce') plan.limits.push({ counter, limit: rule.limit });
+      if (enforce && rule.mode === 'enforce')
+        plan.limits = append(plan.limits, { counter, limit: rule.limit });
       return { rule, subjectId, counter, previous: -1, weight: 0, window: null };
     }
     const window = this.#windows.current(period, now);
     if (rule.algorithm === 'fixed') {
       const counter = addCounter(plan, keys.current(window, id), amount, window.end - now);
-      if (enforce && rule.mode === 'enforce') plan.limits.push({ counter, limit: rule.limit });
+      if (enforce && rule.mode === 'enforce')
+        plan.limits = append(plan.limits, { counter, limit: rule.limit });
       return { rule, subjectId, counter, previous: -1, weight: 0, window };
     }
     // Sliding: the current counter must outlive its window by one more window, because the
@@ -133,7 +136,8 @@ export class Planner {
     const previous = addCounter(plan, keys.previous(previousWindow, id), 0, null);
     const weight = (window.end - now) / length;
     if (enforce && rule.mode === 'enforce') {
-      plan.limits.push({ counter, limit: rule.limit, previous, previousWeight: weight });
+      const limit = { counter, limit: rule.limit, previous, previousWeight: weight };
+      plan.limits = append(plan.limits, limit);
     }
     return { rule, subjectId, counter, previous, weight, window };
   }
@@ -201,6 +205,18 @@ function addCounter(
     if (existing.ttlMs !== null && ttlMs !== null && ttlMs > existing.ttlMs) existing.ttlMs = ttlMs;
     return i;
   }
-  counters.push({ key, amount, ttlMs });
-  return counters.length - 1;
+  const index = counters.length;
+  plan.counters = append(counters, { key, amount, ttlMs });
+  return index;
+}
+
+/**
+ * `list` with `item` at the end. An empty list is replaced by a one-item literal: the first
+ * push onto an empty array reserves room for 17 items (about 190 bytes), and a plan has three
+ * such lists, which made them a fifth of what an in-memory decision allocates.
+ */
+function append<T>(list: T[], item: T): T[] {
+  if (list.length === 0) return [item];
+  list.push(item);
+  return list;
 }
