@@ -325,7 +325,6 @@ export class MemoryStore implements QuotaStore {
       this.#return(held, now);
     }
   }
-
 }
 
 // Stored overrides are shared with every engine on the store: keep them immutable.
