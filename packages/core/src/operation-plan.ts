@@ -117,15 +117,17 @@ export class Planner {
     const id = subjectId ?? '';
     if (period === 'total') {
       const counter = addCounter(plan, keys.current(null, id), amount, null);
-      if (enforce && rule.mode === 'enforce')
+      if (enforce && rule.mode === 'enforce') {
         plan.limits = append(plan.limits, { counter, limit: rule.limit });
+      }
       return { rule, subjectId, counter, previous: -1, weight: 0, window: null };
     }
     const window = this.#windows.current(period, now);
     if (rule.algorithm === 'fixed') {
       const counter = addCounter(plan, keys.current(window, id), amount, window.end - now);
-      if (enforce && rule.mode === 'enforce')
+      if (enforce && rule.mode === 'enforce') {
         plan.limits = append(plan.limits, { counter, limit: rule.limit });
+      }
       return { rule, subjectId, counter, previous: -1, weight: 0, window };
     }
     // Sliding: the current counter must outlive its window by one more window, because the

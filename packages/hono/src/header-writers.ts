@@ -32,8 +32,8 @@ export class NodeResponseHeaders implements HeaderTarget {
   }
 
   append(name: string, value: string): void {
-    // appendHeader checks the value twice (once itself, once in the setHeader it calls): a
-    // tenth of a request's cost over HTTP for two headers. The first writer can just set.
+    // appendHeader checks the value twice (once itself, once in the setHeader it calls), about
+    // a quarter of a microsecond for two headers; the first writer can just set.
     if (this.#response.hasHeader(name)) this.#response.appendHeader(name, value);
     else this.#response.setHeader(name, value);
   }
