@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine } from '../src/engine.js';
 import { QuotaValidationError } from '../src/errors.js';
 import { MemoryStore } from '../src/memory-store.js';
 import { asyncView } from './async-store.js';
-import { manualClock } from './clock.js';
 
 const defaults = {
   llm_tokens: [

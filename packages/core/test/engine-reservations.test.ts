@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine } from '../src/engine.js';
 import { QuotaValidationError } from '../src/errors.js';
-import { manualClock } from './clock.js';
 
 function setup() {
   const clock = manualClock('2026-11-28T12:00:00Z');

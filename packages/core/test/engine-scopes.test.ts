@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine } from '../src/engine.js';
-import { manualClock } from './clock.js';
 
 const clock = manualClock('2026-11-28T12:00:30Z');
 

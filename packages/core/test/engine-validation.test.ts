@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import type { QuotaEngineOptions } from '../src/config.js';
 import { createQuotaEngine, type QuotaEngine } from '../src/engine.js';
 import { isQuotaError, QuotaConfigError, QuotaError, QuotaValidationError } from '../src/errors.js';
-import { manualClock } from './clock.js';
 
 const clock = manualClock('2026-11-28T12:00:00Z');
 

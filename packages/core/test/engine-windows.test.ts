@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine } from '../src/engine.js';
 import type { QuotaPeriod } from '../src/periods.js';
-import { manualClock } from './clock.js';
 
 function engineFor(period: QuotaPeriod, timeZone: string, startIso: string) {
   const clock = manualClock(startIso);

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine } from '../src/engine.js';
 import { QuotaExceededError, QuotaValidationError } from '../src/errors.js';
 import type { QuotaRules } from '../src/rules.js';
 import { defaultTaskEstimator, type QuotaTask, type TaskEstimator } from '../src/task-estimator.js';
 import { checkTaskQuota, runTask, type TaskContext, TaskTimeoutError } from '../src/task-runner.js';
-import { manualClock } from './clock.js';
 
 const RULES: QuotaRules = {
   llm_requests: { limit: 100, period: 'per_day' },

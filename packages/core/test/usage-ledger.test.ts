@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine } from '../src/engine.js';
 import { QuotaValidationError } from '../src/errors.js';
 import { MemoryLedger } from '../src/memory-ledger.js';
 import type { UsageEvent, UsageLedger, UsageQuery } from '../src/usage-ledger.js';
-import { manualClock } from './clock.js';
 
 const DAY = { from: new Date('2026-11-28T00:00:00Z'), to: new Date('2026-11-29T00:00:00Z') };
 

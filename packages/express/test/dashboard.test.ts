@@ -8,7 +8,8 @@ import { quotaAdmin } from '@quotakit/express';
 import express from 'express';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { CHROMIUM_ARGS, findChromium, manualClock } from './fixtures.js';
+import { CHROMIUM_ARGS, findChromium } from '../../../test-support/adapter-fixtures.js';
+import { manualClock } from '../../../test-support/manual-clock.js';
 
 /** What the page function below touches of the DOM (this project compiles without lib.dom). */
 interface DomNode {

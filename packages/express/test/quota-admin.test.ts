@@ -3,7 +3,8 @@ import { quotaAdmin } from '@quotakit/express';
 import express, { type Request } from 'express';
 import request from 'supertest';
 import { describe, expect, it, vi } from 'vitest';
-import { failingStore, manualClock } from './fixtures.js';
+import { failingStore } from '../../../test-support/adapter-fixtures.js';
+import { manualClock } from '../../../test-support/manual-clock.js';
 
 const TOKEN = 'test-admin-token';
 const START = '2026-03-10T12:00:30.000Z';

@@ -6,7 +6,8 @@ import { quota } from '@quotakit/express';
 import express, { type RequestHandler } from 'express';
 import request from 'supertest';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { failingStore, manualClock } from './fixtures.js';
+import { failingStore } from '../../../test-support/adapter-fixtures.js';
+import { manualClock } from '../../../test-support/manual-clock.js';
 
 const START = '2026-03-10T12:00:30.000Z';
 const DAY_LEFT_S = 12 * 3600 - 30;

@@ -9,7 +9,8 @@ import { quotaAdmin } from '@quotakit/hono';
 import { Hono } from 'hono';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM_ARGS, findChromium, manualClock } from './fixtures.js';
+import { CHROMIUM_ARGS, findChromium } from '../../../test-support/adapter-fixtures.js';
+import { manualClock } from '../../../test-support/manual-clock.js';
 
 /** What the page functions below touch of the DOM (this project compiles without lib.dom). */
 interface DomNode {

@@ -2,7 +2,7 @@ import { createQuotaEngine, type QuotaEngine } from '@quotakit/core';
 import { quotaAdmin } from '@quotakit/hono';
 import { type Context, Hono } from 'hono';
 import { describe, expect, it, vi } from 'vitest';
-import { manualClock } from './fixtures.js';
+import { manualClock } from '../../../test-support/manual-clock.js';
 
 const TOKEN = 'test-admin-token';
 const START = '2026-03-10T12:00:30.000Z';

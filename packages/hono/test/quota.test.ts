@@ -2,7 +2,8 @@ import { createQuotaEngine, QuotaConfigError, type QuotaEngineOptions } from '@q
 import { type QuotaOptions, type QuotaVariables, quota } from '@quotakit/hono';
 import { type Context, Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { failingStore, manualClock } from './fixtures.js';
+import { failingStore } from '../../../test-support/adapter-fixtures.js';
+import { manualClock } from '../../../test-support/manual-clock.js';
 
 const START = '2026-03-10T12:00:30.000Z';
 const DAY_LEFT_S = 12 * 3600 - 30;

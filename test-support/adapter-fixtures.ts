@@ -1,16 +1,9 @@
+/**
+ * Fixtures of the HTTP adapters' tests (@quotakit/express and @quotakit/hono), shared so that
+ * both test the same failures and drive the same browser.
+ */
 import { existsSync } from 'node:fs';
 import { MemoryStore, type QuotaStore } from '@quotakit/core';
-
-/** A clock the test moves by hand: no test sleeps to cross a window. */
-export function manualClock(startIso: string) {
-  let now = Date.parse(startIso);
-  return {
-    now: () => now,
-    advance(ms: number) {
-      now += ms;
-    },
-  };
-}
 
 /** A store whose counters fail the way a Redis that went away fails. */
 export function failingStore(): QuotaStore {
