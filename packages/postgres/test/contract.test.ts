@@ -27,7 +27,8 @@ describeWithPostgres('PostgresStore', () => {
       const store = new PostgresStore({
         pool: pool!,
         schema,
-        timeoutMs: 20_000,
+        // Long: the suite's races queue thousands of operations on one row, one at a time.
+        timeoutMs: 60_000,
         cleanup: { everyOperations: 50 },
       });
       await store.migrate();

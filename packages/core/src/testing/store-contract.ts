@@ -418,6 +418,10 @@ export function describeStoreContract(
           store,
           clock: () => clock,
           defaults: { llm_requests: { limit: concurrency / 2, period: 'per_day' } },
+          // The race is about atomicity: on one row, a durable store takes its consumes one at
+          // a time, and on a loaded machine the last of them can wait past the default 10 s,
+          // which would answer unknown and, failing open, admit.
+          storeTimeoutMs: 300_000,
         });
         const userId = `engine-race-${suiteId}`;
         const decisions = await Promise.all(
@@ -425,13 +429,15 @@ export function describeStoreContract(
             engine.consume({ userId, amounts: { llm_requests: 1 } }),
           ),
         );
+        const unknown = decisions.filter((d) => d.results.llm_requests!.status === 'unknown');
+        expect(unknown, 'no store call timed out or failed').toHaveLength(0);
         expect(decisions.filter((d) => d.allowed)).toHaveLength(concurrency / 2);
         const status = await engine.getQuotaStatus('llm_requests', { userId });
         expect(status).toMatchObject({ used: concurrency / 2, remaining: 0, status: 'at_limit' });
         clock += 86_400_000;
         const nextDay = await engine.getQuotaStatus('llm_requests', { userId });
         expect(nextDay.used).toBe(0);
-      });
+      }, 120_000);
 
       it('commits a reservation above and below its estimate, across two engines', async () => {
         const clock = () => now;
