@@ -5,7 +5,8 @@
  *
  * (1) In-process cost per request, without HTTP: the Express middlewares called with one
  *     reused request/response pair (Express's own prototypes over Node's IncomingMessage and
- *     ServerResponse, headers cleared after each call), the Hono apps through `app.request`.
+ *     ServerResponse, headers cleared after each call), the Hono apps through `app.request`;
+ *     the sides take turns 100 requests at a time (see {@link measure}).
  * (2) Requests per second and p99 latency over HTTP on 127.0.0.1 with autocannon (its client
  *     in a worker thread, the servers on the main thread), every config in every round, the
  *     order reversed each round.
@@ -25,14 +26,7 @@ import express, { type RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { rateLimiter } from 'hono-rate-limiter';
-import { Bench } from 'tinybench';
-import {
-  type BenchOptions,
-  type BenchSuite,
-  median,
-  OPS_PER_SAMPLE,
-  printTable,
-} from './harness.js';
+import { type BenchOptions, type BenchSuite, median, printTable } from './harness.js';
 
 // Never reached in a run (well under 1e8 operations), and within the range of real limits.
 const HUGE = 1e9;
@@ -83,7 +77,7 @@ function expressPair() {
   return { req, res };
 }
 
-function expressSample(middleware: RequestHandler): () => Promise<void> {
+function expressSample(middleware: RequestHandler): (requests: number) => Promise<void> {
   const { req, res } = expressPair();
   const call = () =>
     new Promise<void>((resolve, reject) =>
@@ -91,8 +85,8 @@ function expressSample(middleware: RequestHandler): () => Promise<void> {
         error === undefined ? resolve() : reject(error),
       ),
     );
-  return async () => {
-    for (let i = 0; i < OPS_PER_SAMPLE; i++) {
+  return async (requests) => {
+    for (let i = 0; i < requests; i++) {
       await call();
       if (res.statusCode !== 200) refused('an Express middleware', res.statusCode);
       for (const name of res.getHeaderNames()) res.removeHeader(name);
@@ -129,43 +123,50 @@ function honoApps(): Record<string, Hono> {
   };
 }
 
-function honoSample(app: Hono): () => Promise<void> {
-  return async () => {
-    for (let i = 0; i < OPS_PER_SAMPLE; i++) {
+function honoSample(app: Hono): (requests: number) => Promise<void> {
+  return async (requests) => {
+    for (let i = 0; i < requests; i++) {
       const response = await app.request('/');
       if (response.status !== 200) refused('a Hono app', response.status);
     }
   };
 }
 
-/** µs per call of each side, one figure per round; every side in every round, order reversed. */
+/** Requests per interleaved sample: short, so that every side meets the same machine. */
+const REQUESTS_PER_SAMPLE = 100;
+
+/**
+ * µs per call of each side, one figure per round: the median of that round's samples.
+ *
+ * The sides take turns sample by sample (one sample of each, then the same again in reverse
+ * order) rather than each running for a stretch of its own as a tinybench task does: on these
+ * shared 2-core machines the speed drifts by a fifth within seconds, and a side measured
+ * during a slow stretch lost or won by that much. Interleaved, a slow stretch slows every
+ * side alike, and the medians of repeated runs agree to a few percent.
+ */
 async function measure(
-  sides: Record<string, () => Promise<void>>,
+  sides: Record<string, (requests: number) => Promise<void>>,
   options: BenchOptions,
   label: string,
 ): Promise<Map<string, number[]>> {
   const names = Object.keys(sides);
   const perRound = new Map(names.map((name) => [name, [] as number[]]));
+  const sample = async (name: string) => {
+    const started = performance.now();
+    await sides[name]!(REQUESTS_PER_SAMPLE);
+    return ((performance.now() - started) * 1000) / REQUESTS_PER_SAMPLE;
+  };
+  const warmUpUntil = performance.now() + options.warmupMs * names.length;
+  while (performance.now() < warmUpUntil) for (const name of names) await sample(name);
   for (let round = 0; round < options.rounds; round++) {
-    const order = round % 2 === 0 ? names : [...names].reverse();
-    const bench = new Bench({
-      // A sample is 1,000 requests: a few dozen samples are plenty, and tinybench's default
-      // minimum of 64 would take over a minute on the slower Hono sides.
-      iterations: 10,
-      time: options.timeMs,
-      warmup: true,
-      warmupTime: options.warmupMs,
-      throws: true,
-    });
-    for (const name of order) bench.add(name, sides[name]!);
-    await bench.run();
-    for (const name of order) {
-      const result = bench.getTask(name)?.result;
-      if (result === undefined || result.error !== undefined || !(result.period > 0)) {
-        throw new Error(`${label} / ${name}: no result`, { cause: result?.error });
-      }
-      perRound.get(name)!.push((result.period * 1000) / OPS_PER_SAMPLE);
+    const samples = new Map(names.map((name) => [name, [] as number[]]));
+    // Each side gets about `timeMs` of samples per round, as a tinybench task would.
+    const until = performance.now() + options.timeMs * names.length;
+    for (let turn = 0; performance.now() < until; turn++) {
+      const order = turn % 2 === 0 ? names : [...names].reverse();
+      for (const name of order) samples.get(name)!.push(await sample(name));
     }
+    for (const name of names) perRound.get(name)!.push(median(samples.get(name)!));
     process.stderr.write(`  ${label}: round ${round + 1}/${options.rounds}\n`);
   }
   return perRound;
@@ -311,8 +312,9 @@ async function httpSection(): Promise<void> {
 
 async function run(options: BenchOptions): Promise<void> {
   console.log(
-    `\nIn-process cost per request (median of ${options.rounds} rounds, ${OPS_PER_SAMPLE} ` +
-      `sequential requests per sample, tinybench time ${options.timeMs} ms per side and round)`,
+    `\nIn-process cost per request (median of ${options.rounds} rounds; in a round the sides ` +
+      `take turns, ${REQUESTS_PER_SAMPLE} sequential requests at a time, for about ` +
+      `${options.timeMs} ms each; a round's figure is the median of its samples)`,
   );
   console.log('\nExpress: middleware(req, res, next) on a reused request/response pair');
   const expressSides = Object.fromEntries(

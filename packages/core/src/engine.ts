@@ -66,12 +66,18 @@ import {
   validateUsageDetails,
 } from './validation.js';
 
-/** The synchronous twins a store may offer (MemoryStore does) to skip a promise per call. */
+/**
+ * The synchronous twins a store may offer (MemoryStore does) to skip a promise per call. The
+ * override twins are part of it so that an operation never has to wait for the subject's
+ * run-time rules either.
+ */
 interface SyncStore {
   readSync: MemoryStore['readSync'];
   consumeSync: MemoryStore['consumeSync'];
   recordSync: MemoryStore['recordSync'];
   settleSync: MemoryStore['settleSync'];
+  getOverridesSync: MemoryStore['getOverridesSync'];
+  readonly overrideCount: number;
 }
 
 const NO_VALUES: readonly number[] = Object.freeze([]);
@@ -95,6 +101,19 @@ const NO_RESULTS: readonly QuotaCheckResult[] = Object.freeze([]);
 export function createQuotaEngine(options: QuotaEngineOptions = {}): QuotaEngine {
   return new QuotaEngine(options);
 }
+
+/**
+ * {@link QuotaEngine.consume} decided before it returns, with no promise, when the engine's
+ * store is in-process (MemoryStore); undefined, with nothing done, otherwise. For the HTTP
+ * middleware, where the promises of an in-memory decision cost about as much as the decision.
+ *
+ * @throws QuotaValidationError for bad input, as `consume` rejects with it.
+ * @internal Not exported from the package.
+ */
+export let consumeAtOnce: (
+  engine: QuotaEngine,
+  request: ConsumeRequest,
+) => QuotaDecision | undefined;
 
 /** The quota engine. Create one with {@link createQuotaEngine}. */
 export class QuotaEngine {
@@ -268,6 +287,7 @@ export class QuotaEngine {
    * @throws QuotaValidationError for bad input (nothing is recorded).
    */
   async consume(request: ConsumeRequest): Promise<QuotaDecision> {
+    if (this.#sync) return this.#consumeNow(this.#sync, request);
     requireObject(request, 'consume');
     const traced = this.#telemetry?.begin('consume');
     try {
@@ -276,9 +296,7 @@ export class QuotaEngine {
       if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
-      const decision = this.#sync
-        ? this.#admitSync(this.#sync, plan, subject, now, undefined)
-        : await this.#admit(plan, subject, now, undefined);
+      const decision = await this.#admit(plan, subject, now, undefined);
       if (decision.recorded && this.#ledger) this.#log(plan, subject, now);
       this.#observe(traced, decision, subject, now);
       return decision;
@@ -286,6 +304,32 @@ export class QuotaEngine {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
     }
+  }
+
+  /** {@link consume} against an in-process store, decided before it returns. */
+  #consumeNow(store: SyncStore, request: ConsumeRequest): Decision {
+    requireObject(request, 'consume');
+    const traced = this.#telemetry?.begin('consume');
+    try {
+      const subject = toSubject(request);
+      const runtime = this.#overrides.forSubjectSync(subject);
+      const now = this.#clock();
+      const plan = this.#plan(request.amounts, subject, now, true, runtime);
+      const decision = this.#admitSync(store, plan, subject, now, undefined);
+      if (decision.recorded && this.#ledger) this.#log(plan, subject, now);
+      this.#observe(traced, decision, subject, now);
+      return decision;
+    } catch (error) {
+      if (traced) this.#telemetry!.fail(traced, error);
+      throw error;
+    }
+  }
+
+  static {
+    consumeAtOnce = (engine, request) =>
+      #sync in engine && engine.#sync !== undefined
+        ? engine.#consumeNow(engine.#sync, request)
+        : undefined;
   }
 
   /**
@@ -903,7 +947,9 @@ function hasSyncTwins(store: QuotaStore): store is QuotaStore & SyncStore {
     typeof candidate.readSync === 'function' &&
     typeof candidate.consumeSync === 'function' &&
     typeof candidate.recordSync === 'function' &&
-    typeof candidate.settleSync === 'function'
+    typeof candidate.settleSync === 'function' &&
+    typeof candidate.getOverridesSync === 'function' &&
+    typeof candidate.overrideCount === 'number'
   );
 }
 

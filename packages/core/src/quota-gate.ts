@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { throwConfigError } from './config.js';
-import type { QuotaEngine } from './engine.js';
+import { consumeAtOnce, type QuotaEngine } from './engine.js';
 import { isQuotaError, QuotaConfigError } from './errors.js';
 import { QuotaHandle, type QuotaMode } from './quota-handle.js';
 import { invalidQuotaRequest, type QuotaRefusal, quotaRefusal } from './quota-refusal.js';
@@ -195,10 +195,13 @@ export class QuotaGate<Req, OnExceeded = unknown> {
    * Decides one request: skip, identify, price it, ask the engine. Client errors (an amount
    * that is not a number, an id the engine refuses) become a 400 refusal; a store failure
    * follows the failure mode. Anything else (an `identify` that throws) rejects.
+   *
+   * @returns the admission itself when nothing had to be waited for (an in-memory engine in
+   * consume mode, with synchronous `skip`, `identify` and `amounts`), else a promise of it.
    */
-  admit(request: Req): Promise<Admission> {
+  admit(request: Req): Admission | Promise<Admission> {
     // Promise chains rather than an async function: on the hot path (no skip, a synchronous
-    // identify, fixed amounts) the engine's promise is the only one waited for.
+    // identify, fixed amounts, an in-memory engine in consume mode) nothing is waited for.
     try {
       if (this.#skip === undefined) return this.#identified(request);
       const skipped = this.#skip(request);
@@ -209,18 +212,21 @@ export class QuotaGate<Req, OnExceeded = unknown> {
     }
   }
 
-  #identified(request: Req): Promise<Admission> {
+  #identified(request: Req): Admission | Promise<Admission> {
     const subject = this.#identify(request);
-    if (isPromise(subject)) return subject.then((resolved) => this.#priced(request, resolved));
+    if (isPromise(subject)) {
+      // Promise.resolve: a thenable that is not a Promise still yields a Promise.
+      return Promise.resolve(subject).then((resolved) => this.#priced(request, resolved));
+    }
     return this.#priced(request, subject);
   }
 
-  #priced(request: Req, subject: Subject): Promise<Admission> {
+  #priced(request: Req, subject: Subject): Admission | Promise<Admission> {
     if (this.#fixedAmounts !== undefined) return this.#ask(subject, this.#fixedAmounts);
     try {
       const raw = this.#amountsOf!(request);
       if (!isPromise(raw)) return this.#ask(subject, parseRequestAmounts(raw));
-      return raw.then(
+      return Promise.resolve(raw).then(
         (resolved) => this.#ask(subject, parseRequestAmounts(resolved)),
         (error: unknown) => this.#invalid(error),
       );
@@ -229,14 +235,23 @@ export class QuotaGate<Req, OnExceeded = unknown> {
     }
   }
 
-  #ask(subject: Subject, amounts: Amounts): Promise<Admission> {
+  #ask(subject: Subject, amounts: Amounts): Admission | Promise<Admission> {
     // Named fields rather than a spread: a fixed shape keeps the engine's hot path fast, and
     // nothing else `identify` returned travels on.
     const { userId, agentId, tenantId, runId } = subject;
+    if (!this.#reserve) {
+      let decision: QuotaDecision | undefined;
+      try {
+        decision = consumeAtOnce(this.#engine, { userId, agentId, tenantId, runId, amounts });
+      } catch (error) {
+        return this.#invalid(error);
+      }
+      if (decision !== undefined) return this.#decided(subject, decision);
+    }
     const pending = this.#reserve
       ? this.#engine.reserve({ userId, agentId, tenantId, runId, amounts, ttlMs: this.#ttlMs })
       : this.#engine.consume({ userId, agentId, tenantId, runId, amounts });
-    return pending.then(
+    return Promise.resolve(pending).then(
       (decision) => this.#decided(subject, decision),
       (error: unknown) => this.#invalid(error),
     );

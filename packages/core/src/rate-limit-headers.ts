@@ -1,5 +1,5 @@
 import type { QuotaPeriod } from './periods.js';
-import type { QuotaCheckResult } from './results.js';
+import type { QuotaCheckResult, RuleEvaluation } from './results.js';
 import { statusSeverity } from './statuses.js';
 
 /**
@@ -99,12 +99,10 @@ export function writeQuotaHeaders(
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       if (rule.mode !== 'enforce') continue;
-      const name = `"${rule.name}"`;
-      const w = windowSeconds(rule.period, rule.resetAt);
-      policy += `${policy === '' ? '' : ', '}${name}; q=${Math.floor(rule.limit)}`;
-      if (w !== undefined) policy += `; w=${w}`;
+      const item = policyItem(rule);
+      policy = policy === '' ? item.text : `${policy}, ${item.text}`;
       if (rule.remaining === null) continue;
-      limits += `${limits === '' ? '' : ', '}${name}; r=${Math.floor(rule.remaining)}`;
+      limits += `${limits === '' ? '' : ', '}${item.quotedName}; r=${Math.floor(rule.remaining)}`;
       if (rule.resetAt !== null) limits += `; t=${secondsUntil(rule.resetAt, nowMs)}`;
     }
   }
@@ -112,6 +110,37 @@ export function writeQuotaHeaders(
   if (limits !== '') target.append('RateLimit', limits);
   if (binding !== undefined) writeLegacyHeaders(target, binding);
   if (statuses !== '') target.append('Quota-Status', statuses);
+}
+
+/** A rule's `RateLimit-Policy` item, and its quoted name for the `RateLimit` item. */
+interface PolicyItem {
+  readonly limit: number;
+  readonly windowSeconds: number | undefined;
+  readonly quotedName: string;
+  readonly text: string;
+}
+
+/** Most policy items remembered; past it the cache starts over (rule names are few). */
+const MAX_POLICY_ITEMS = 1_000;
+const policyItems = new Map<string, PolicyItem>();
+
+/**
+ * The policy item of a rule, `"<name>"; q=<limit>; w=<window seconds>`. It changes only with
+ * the rule's limit or window length, so it is built once and reused: every allowed response
+ * carries it, and a string built fresh each time costs more to format and for the runtime to
+ * validate than the lookup.
+ */
+function policyItem(rule: RuleEvaluation): PolicyItem {
+  const w = windowSeconds(rule.period, rule.resetAt);
+  const known = policyItems.get(rule.name);
+  if (known !== undefined && known.limit === rule.limit && known.windowSeconds === w) return known;
+  if (policyItems.size >= MAX_POLICY_ITEMS) policyItems.clear();
+  const quotedName = `"${rule.name}"`;
+  let text = `${quotedName}; q=${Math.floor(rule.limit)}`;
+  if (w !== undefined) text += `; w=${w}`;
+  const item: PolicyItem = { limit: rule.limit, windowSeconds: w, quotedName, text };
+  policyItems.set(rule.name, item);
+  return item;
 }
 
 /**

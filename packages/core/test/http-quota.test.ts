@@ -1,8 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createQuotaEngine } from '../src/engine.js';
+import { createQuotaEngine, type QuotaEngine } from '../src/engine.js';
+import { MemoryStore } from '../src/memory-store.js';
+import { Admission, QuotaGate } from '../src/quota-gate.js';
 import { quotaRefusal } from '../src/quota-refusal.js';
 import { windowSeconds, writeQuotaHeaders, writeRetryAfter } from '../src/rate-limit-headers.js';
 import { parseRequestAmounts } from '../src/request-amounts.js';
+import { asyncView } from './async-store.js';
 
 const NOW = Date.parse('2026-02-10T12:00:00.000Z');
 
@@ -62,6 +65,30 @@ describe('writeQuotaHeaders', () => {
     });
   });
 
+  it('advertises a rule anew when its limit or its month length changes', async () => {
+    let now = NOW;
+    const engine = createQuotaEngine({
+      clock: () => now,
+      defaults: { llm_tokens: { limit: 1000, period: 'per_month' } },
+    });
+    const policy = async () =>
+      headersOf(await engine.consume({ userId: 'u1', amounts: { llm_tokens: 1 } }), 'draft-8')[
+        'ratelimit-policy'
+      ];
+    expect(await policy()).toBe('"llm_tokens-per_month"; q=1000; w=2419200');
+    // A run-time quota keeps the rule's name and changes its limit.
+    await engine.setQuota({
+      scope: 'user',
+      id: 'u1',
+      resource: 'llm_tokens',
+      limit: 5000,
+      period: 'per_month',
+    });
+    expect(await policy()).toBe('"llm_tokens-per_month"; q=5000; w=2419200');
+    now = Date.parse('2026-03-10T12:00:00.000Z'); // March has 31 days, February 28
+    expect(await policy()).toBe('"llm_tokens-per_month"; q=5000; w=2678400');
+  });
+
   it('measures months by their days', () => {
     expect(windowSeconds('per_month', new Date('2026-03-01T00:00:00Z'))).toBe(28 * 86_400);
     // Midnight of April 1 in Moscow: the window was March.
@@ -113,5 +140,68 @@ describe('parseRequestAmounts', () => {
 
   it.each([[{}], [{ a: undefined }], [null], [[1]]])('refuses %j', (amounts) => {
     expect(() => parseRequestAmounts(amounts)).toThrow();
+  });
+});
+
+describe('QuotaGate', () => {
+  const defaults = { llm_requests: { limit: 5, period: 'per_minute' as const } };
+  const used = async (engine: QuotaEngine) =>
+    (await engine.getQuotaStatus('llm_requests', { userId: 'u1' })).used;
+
+  it('decides at once on an in-memory engine, and through a promise otherwise', async () => {
+    const memory = createQuotaEngine({ clock: () => NOW, defaults });
+    const atOnce = new QuotaGate<object>(
+      { engine: memory, amounts: { llm_requests: 1 }, identify: () => ({ userId: 'u1' }) },
+      () => ({}),
+    ).admit({});
+    expect(atOnce).toBeInstanceOf(Admission);
+    expect((atOnce as Admission).handle.decision?.allowed).toBe(true);
+    expect(await used(memory)).toBe(1);
+
+    // A store that answers asynchronously, a thenable identify, amounts from a promise.
+    const networked = createQuotaEngine({
+      clock: () => NOW,
+      store: asyncView(new MemoryStore()),
+      defaults,
+    });
+    const identify = () => ({
+      // biome-ignore lint/suspicious/noThenProperty: a thenable that is not a Promise, on purpose
+      then: (resolve: (subject: object) => void) => resolve({ userId: 'u1' }),
+    });
+    for (const options of [
+      { engine: networked, amounts: { llm_requests: 1 }, identify: () => ({ userId: 'u1' }) },
+      { engine: memory, amounts: { llm_requests: 1 }, identify: identify as never },
+      {
+        engine: memory,
+        amounts: async () => ({ llm_requests: '1' }),
+        identify: () => ({ userId: 'u1' }),
+      },
+    ]) {
+      const pending = new QuotaGate<object>(options, () => ({})).admit({});
+      expect(pending).toBeInstanceOf(Promise);
+      expect((await pending).handle.subject).toEqual({ userId: 'u1' });
+    }
+    expect(await used(networked)).toBe(1);
+    expect(await used(memory)).toBe(3);
+  });
+
+  it('answers a bad id with a 400 and counts nothing, on either path', async () => {
+    const memory = createQuotaEngine({ clock: () => NOW, defaults });
+    const networked = createQuotaEngine({
+      clock: () => NOW,
+      store: asyncView(new MemoryStore()),
+      defaults,
+    });
+    for (const engine of [memory, networked]) {
+      const admission = await new QuotaGate<object>(
+        { engine, amounts: { llm_requests: 1 }, identify: () => ({ userId: '' }) },
+        () => ({}),
+      ).admit({});
+      expect(admission.refusal).toMatchObject({
+        status: 400,
+        body: { error: 'invalid_quota_request', message: 'userId must not be empty' },
+      });
+      expect(await used(engine)).toBe(0);
+    }
   });
 });

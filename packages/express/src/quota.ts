@@ -1,4 +1,5 @@
 import {
+  Admission,
   addressSubject,
   QuotaConfigError,
   QuotaGate,
@@ -7,7 +8,7 @@ import {
   type QuotaRefusal,
   type Subject,
 } from '@quotakit/core';
-import type { Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 declare global {
   namespace Express {
@@ -54,24 +55,31 @@ export type QuotaOptions = QuotaMiddlewareOptions<Request, ExpressOnExceeded>;
 export function quota(options: QuotaOptions): RequestHandler {
   const gate = new QuotaGate<Request, ExpressOnExceeded>(options, identifyByAddress);
   const { onExceeded } = gate;
-  return (req, res, next) => {
-    gate.admit(req).then((admission) => {
-      try {
-        const { handle, refusal } = admission;
-        req.quota = handle;
-        admission.writeHeaders(res);
-        if (refusal === undefined) {
-          if (handle.mode !== 'skip') handle.whenPending(() => settleWithResponse(res, handle));
-          next();
-        } else if (onExceeded !== undefined && refusal.status !== 400) {
-          onExceeded(req, res, refusal);
-        } else {
-          res.status(refusal.status).json(refusal.body);
-        }
-      } catch (error) {
-        next(error);
+  const answer = (req: Request, res: Response, next: NextFunction, admission: Admission) => {
+    try {
+      const { handle, refusal } = admission;
+      req.quota = handle;
+      admission.writeHeaders(res);
+      if (refusal === undefined) {
+        if (handle.mode !== 'skip') handle.whenPending(() => settleWithResponse(res, handle));
+        next();
+      } else if (onExceeded !== undefined && refusal.status !== 400) {
+        onExceeded(req, res, refusal);
+      } else {
+        res.status(refusal.status).json(refusal.body);
       }
-    }, next);
+    } catch (error) {
+      next(error);
+    }
+  };
+  return (req, res, next) => {
+    // An in-memory engine decides before admit returns: the request goes on at once.
+    const admitted = gate.admit(req);
+    if (admitted instanceof Admission) {
+      answer(req, res, next, admitted);
+    } else {
+      Promise.resolve(admitted).then((admission) => answer(req, res, next, admission), next);
+    }
   };
 }
 

@@ -1,5 +1,5 @@
 import {
-  type Admission,
+  Admission,
   addressSubject,
   QuotaConfigError,
   QuotaGate,
@@ -45,7 +45,9 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
   const gate = new QuotaGate<Context, HonoOnExceeded>(options, identifyByAddress);
   const { onExceeded } = gate;
   return async (c, next) => {
-    const admission = await gate.admit(c);
+    // An in-memory engine decides before admit returns: no promise to wait for.
+    const admitted = gate.admit(c);
+    const admission = admitted instanceof Admission ? admitted : await admitted;
     const { handle, refusal } = admission;
     c.set('quota', handle);
     if (refusal !== undefined) {
