@@ -145,8 +145,13 @@ export class Planner {
   }
 }
 
-/** Most keys cached per rule and window; past it the cache starts over (stays bounded). */
-const MAX_CACHED_KEYS = 50_000;
+/**
+ * Most keys cached per rule and window; past it the cache starts over (stays bounded, at
+ * about 100 bytes an entry when the store does not share the key string). At 50,000, an
+ * application cycling through 100,000 subjects missed on every call and ran a third slower
+ * in memory (242k against 452k consumes a second measured here).
+ */
+const MAX_CACHED_KEYS = 200_000;
 
 /** Key strings of one rule's counters: `resource|period|windowStart|scope|id`. */
 class RuleKeys {
