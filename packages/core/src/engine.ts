@@ -314,9 +314,7 @@ export class QuotaEngine {
             ? this.#admitted(plan, null, this.#allowedWhenUnknown, now)
             : this.#admitted(plan, outcome.values, outcome.allowed, now);
       }
-      if (decision.recorded && this.#ledger) this.#log(plan, subject, now);
-      this.#observe(traced, decision, subject, now);
-      return decision;
+      return this.#consumed(traced, plan, subject, now, decision);
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
@@ -333,13 +331,24 @@ export class QuotaEngine {
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const decision = this.#admitSync(store, plan, subject, now, undefined);
-      if (decision.recorded && this.#ledger) this.#log(plan, subject, now);
-      this.#observe(traced, decision, subject, now);
-      return decision;
+      return this.#consumed(traced, plan, subject, now, decision);
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
     }
+  }
+
+  /** A consume's decision, once its usage is in the ledger and telemetry has seen it. */
+  #consumed(
+    traced: OperationTrace | undefined,
+    plan: OperationPlan,
+    subject: Subject,
+    now: number,
+    decision: Decision,
+  ): Decision {
+    if (decision.recorded && this.#ledger) this.#log(plan, subject, now);
+    this.#observe(traced, decision, subject, now);
+    return decision;
   }
 
   static {
