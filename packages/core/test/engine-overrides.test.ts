@@ -142,6 +142,34 @@ describe('run-time overrides', () => {
     expect(lookups).toBe(1);
     expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 1 });
   });
+
+  it('are looked up once per id within overrideCacheTtlMs, for 20,000 users in turn', async () => {
+    const memory = new MemoryStore();
+    await memory.setOverride({
+      scope: 'user',
+      id: 'someone-else',
+      resource: 'llm_tokens',
+      rules: [{ limit: 1, period: 'per_day' }],
+    });
+    let lookups = 0;
+    const store = {
+      ...asyncView(memory),
+      getOverrides: (request: Parameters<MemoryStore['getOverrides']>[0]) => {
+        lookups += 1;
+        return memory.getOverrides(request);
+      },
+    };
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const engine = createQuotaEngine({ store, defaults, clock: clock.now });
+    const users = Array.from({ length: 20_000 }, (_, i) => `user-${i}`);
+    for (const round of [1, 2]) {
+      for (const userId of users) {
+        const decision = await engine.consume({ userId, amounts: { llm_tokens: 1 } });
+        expect(decision.results.llm_tokens!.used).toBe(round);
+      }
+    }
+    expect(lookups).toBe(users.length);
+  });
 });
 
 describe('threshold notifications', () => {
