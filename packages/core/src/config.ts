@@ -63,8 +63,10 @@ export interface QuotaEngineOptions {
    */
   storeTimeoutMs?: number;
   /**
-   * How long an engine trusts what it read of an id's run-time overrides from a networked
-   * store before reading again (an in-process store is always read directly).
+   * How long an engine trusts what it read of the run-time overrides of a networked store
+   * before reading again (an in-process store is always read directly). While the store holds
+   * at most 10,000 overrides the engine lists them all in one call, once per this time, for
+   * every subject; past that it reads them id by id. `0` reads id by id on every call.
    * Defaults to `5_000` ms.
    */
   overrideCacheTtlMs?: number;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { manualClock } from '../../../test-support/manual-clock.js';
-import { createQuotaEngine } from '../src/engine.js';
+import { createQuotaEngine, type QuotaEngine } from '../src/engine.js';
 import { QuotaValidationError } from '../src/errors.js';
 import { MemoryStore } from '../src/memory-store.js';
+import { MAX_DIRECTORY_SIZE } from '../src/override-directory.js';
 import { asyncView } from './async-store.js';
 
 const defaults = {
@@ -143,32 +144,67 @@ describe('run-time overrides', () => {
     expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 1 });
   });
 
-  it('are looked up once per id within overrideCacheTtlMs, for 20,000 users in turn', async () => {
+  /** A networked store with `count` user overrides on other ids, counting its lookups. */
+  async function storeWithOverrides(count: number) {
     const memory = new MemoryStore();
-    await memory.setOverride({
-      scope: 'user',
-      id: 'someone-else',
-      resource: 'llm_tokens',
-      rules: [{ limit: 1, period: 'per_day' }],
-    });
-    let lookups = 0;
+    for (let i = 0; i < count; i++) {
+      await memory.setOverride({
+        scope: 'user',
+        id: `someone-else-${i}`,
+        resource: 'llm_tokens',
+        rules: [{ limit: 1, period: 'per_day' }],
+      });
+    }
+    const calls = { getOverrides: 0, listOverrides: 0 };
     const store = {
       ...asyncView(memory),
       getOverrides: (request: Parameters<MemoryStore['getOverrides']>[0]) => {
-        lookups += 1;
+        calls.getOverrides += 1;
         return memory.getOverrides(request);
       },
+      listOverrides: (filter: Parameters<MemoryStore['listOverrides']>[0]) => {
+        calls.listOverrides += 1;
+        return memory.listOverrides(filter);
+      },
     };
-    const clock = manualClock('2026-11-28T12:00:00Z');
-    const engine = createQuotaEngine({ store, defaults, clock: clock.now });
-    const users = Array.from({ length: 20_000 }, (_, i) => `user-${i}`);
+    return { store, calls };
+  }
+
+  /** Two rounds of one consume for each of `users` users, every one charged. */
+  async function twoRounds(engine: QuotaEngine, users: number): Promise<void> {
     for (const round of [1, 2]) {
-      for (const userId of users) {
-        const decision = await engine.consume({ userId, amounts: { llm_tokens: 1 } });
+      for (let i = 0; i < users; i++) {
+        const decision = await engine.consume({ userId: `user-${i}`, amounts: { llm_tokens: 1 } });
         expect(decision.results.llm_tokens!.used).toBe(round);
       }
     }
-    expect(lookups).toBe(users.length);
+  }
+
+  it('are listed once per overrideCacheTtlMs for every user, while there are few', async () => {
+    const { store, calls } = await storeWithOverrides(3);
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const engine = createQuotaEngine({ store, defaults, clock: clock.now });
+    await twoRounds(engine, 1_000);
+    expect(calls).toEqual({ getOverrides: 0, listOverrides: 1 });
+    // Listed again once the listing is older than the cache time, and it applies.
+    clock.advance(5_000);
+    await store.setOverride({
+      scope: 'user',
+      id: 'user-0',
+      resource: 'llm_tokens',
+      rules: [{ limit: 2, period: 'per_day' }],
+    });
+    const refused = await engine.consume({ userId: 'user-0', amounts: { llm_tokens: 1 } });
+    expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 2 });
+    expect(calls).toEqual({ getOverrides: 0, listOverrides: 2 });
+  });
+
+  it(`are looked up id by id past ${MAX_DIRECTORY_SIZE} overrides, once per id for 20,000 users`, async () => {
+    const { store, calls } = await storeWithOverrides(MAX_DIRECTORY_SIZE + 1);
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const engine = createQuotaEngine({ store, defaults, clock: clock.now });
+    await twoRounds(engine, 20_000);
+    expect(calls).toEqual({ getOverrides: 20_000, listOverrides: 1 });
   });
 });
 

@@ -1,0 +1,115 @@
+import type { StoredOverride } from './store.js';
+import type { Subject } from './subject.js';
+
+/** Most overrides a store may hold for an engine to keep them all as a directory. */
+export const MAX_DIRECTORY_SIZE = 10_000;
+/** How long a store with more overrides than that is not listed again, in ms. */
+const TOO_MANY_RETRY_MS = 60_000;
+
+const SUBJECT_FIELDS = [
+  ['user', 'userId'],
+  ['agent', 'agentId'],
+  ['tenant', 'tenantId'],
+  ['run', 'runId'],
+] as const;
+
+/**
+ * Every run-time override of a networked store, listed in one call and trusted for the cache
+ * time, while the store holds at most {@link MAX_DIRECTORY_SIZE}. Most subjects have none:
+ * asked id by id, each new id cost a round trip of its own every cache period (with 100,000
+ * users in turn and one override anywhere, every consume took two), where one listing
+ * answers for them all.
+ */
+export class OverrideDirectory {
+  readonly #list: () => Promise<readonly StoredOverride[]>;
+  readonly #ttlMs: number;
+  readonly #onError: (error: unknown) => void;
+  /** Overrides by `scope|id`; undefined until listed, and after {@link forget}. */
+  #byId: Map<string, StoredOverride[]> | undefined;
+  #listedAt = Number.NEGATIVE_INFINITY;
+  #listing: Promise<void> | undefined;
+  /** Until when the store is known to hold too many overrides for a directory. */
+  #tooManyUntil = Number.NEGATIVE_INFINITY;
+  /** Counts {@link forget} calls: a listing begun before one is not installed. */
+  #generation = 0;
+
+  /**
+   * @param list - every override of the store (its `listOverrides({})`).
+   * @param ttlMs - how long a listing is trusted; 0 turns the directory off.
+   * @param onError - receives a listing that failed.
+   */
+  constructor(
+    list: () => Promise<readonly StoredOverride[]>,
+    ttlMs: number,
+    onError: (error: unknown) => void,
+  ) {
+    this.#list = list;
+    this.#ttlMs = ttlMs;
+    this.#onError = onError;
+  }
+
+  /** The overrides of the subject's ids from a listing younger than the ttl; else undefined. */
+  peek(subject: Subject, now: number): readonly StoredOverride[] | undefined {
+    const byId = this.#byId;
+    if (byId === undefined || now - this.#listedAt >= this.#ttlMs) return undefined;
+    let found: readonly StoredOverride[] = NONE;
+    for (const [scope, field] of SUBJECT_FIELDS) {
+      const id = subject[field];
+      if (id === undefined) continue;
+      const own = byId.get(`${scope}|${id}`);
+      if (own !== undefined) found = found.length === 0 ? own : [...found, ...own];
+    }
+    return found;
+  }
+
+  /**
+   * The overrides of the subject's ids, listing the store again (one listing at a time,
+   * shared by every caller) when the last listing is too old. Undefined when the directory
+   * is off or the store holds too many overrides for one: ask id by id. A listing that fails
+   * goes to `onError` and resolves no overrides: the configured rules stay in force.
+   */
+  async lookup(subject: Subject, now: number): Promise<readonly StoredOverride[] | undefined> {
+    const listed = this.peek(subject, now);
+    if (listed !== undefined) return listed;
+    if (this.#ttlMs === 0 || now < this.#tooManyUntil) return undefined;
+    this.#listing ??= this.#relist(now).finally(() => {
+      this.#listing = undefined;
+    });
+    try {
+      await this.#listing;
+    } catch (error) {
+      this.#onError(error);
+      return NONE;
+    }
+    return this.#byId === undefined ? undefined : this.peek(subject, this.#listedAt);
+  }
+
+  /** Drops the listing, so that the next lookup lists again (after this engine's own change). */
+  forget(): void {
+    this.#byId = undefined;
+    this.#generation += 1;
+  }
+
+  async #relist(now: number): Promise<void> {
+    const generation = this.#generation;
+    const all = await this.#list();
+    // Begun before this engine changed an override: it may miss the change.
+    if (generation !== this.#generation) return;
+    if (all.length > MAX_DIRECTORY_SIZE) {
+      this.#byId = undefined;
+      this.#tooManyUntil = now + TOO_MANY_RETRY_MS;
+      return;
+    }
+    const byId = new Map<string, StoredOverride[]>();
+    for (const override of all) {
+      const key = `${override.scope}|${override.id}`;
+      const own = byId.get(key);
+      if (own === undefined) byId.set(key, [override]);
+      else own.push(override);
+    }
+    this.#byId = byId;
+    this.#listedAt = now;
+  }
+}
+
+const NONE: readonly StoredOverride[] = Object.freeze([]);
