@@ -1,17 +1,10 @@
 import type { StoredOverride } from './store.js';
-import type { Subject } from './subject.js';
+import { SUBJECT_SCOPES, type Subject } from './subject.js';
 
 /** Most overrides a store may hold for an engine to keep them all as a directory. */
 export const MAX_DIRECTORY_SIZE = 10_000;
 /** How long a store with more overrides than that is not listed again, in ms. */
 const TOO_MANY_RETRY_MS = 60_000;
-
-const SUBJECT_FIELDS = [
-  ['user', 'userId'],
-  ['agent', 'agentId'],
-  ['tenant', 'tenantId'],
-  ['run', 'runId'],
-] as const;
 
 /**
  * Every run-time override of a networked store, listed in one call and trusted for the cache
@@ -53,7 +46,7 @@ export class OverrideDirectory {
     const byId = this.#byId;
     if (byId === undefined || now - this.#listedAt >= this.#ttlMs) return undefined;
     let found: readonly StoredOverride[] = NONE;
-    for (const [scope, field] of SUBJECT_FIELDS) {
+    for (const [scope, field] of SUBJECT_SCOPES) {
       const id = subject[field];
       if (id === undefined) continue;
       const own = byId.get(`${scope}|${id}`);

@@ -11,7 +11,7 @@ import type {
   QuotaStore,
   StoredOverride,
 } from './store.js';
-import type { Subject } from './subject.js';
+import { SUBJECT_SCOPES, type Subject } from './subject.js';
 import { validateId } from './validation.js';
 
 /** A rule as `setQuota` takes it: its scope is the override's. */
@@ -27,13 +27,6 @@ export type OverrideRule = Omit<QuotaRule, 'scope'>;
 export type SetQuotaRequest = OverrideKey & (OverrideRule | { rules: readonly OverrideRule[] });
 
 const OVERRIDE_SCOPES: ReadonlySet<string> = new Set(['user', 'agent', 'tenant', 'run']);
-const SUBJECT_FIELDS = [
-  ['user', 'userId'],
-  ['agent', 'agentId'],
-  ['tenant', 'tenantId'],
-  ['run', 'runId'],
-] as const;
-
 interface CachedOverrides {
   readonly fetchedAt: number;
   readonly overrides: readonly StoredOverride[];
@@ -93,8 +86,9 @@ export class RuntimeOverrides {
 
   /**
    * The subject's run-time overrides when they are known without waiting: from an in-process
-   * store, or null when the store knows that none exist at all (`hasNoOverrides`); undefined
-   * when {@link forSubject} must ask.
+   * store, null when the store knows that none exist at all (`hasNoOverrides`), or from a
+   * listing or per-id reads younger than `cacheTtlMs`; undefined when {@link forSubject} must
+   * ask.
    */
   peek(subject: Subject): RuntimeRules | null | undefined {
     if (this.#sync !== undefined) return this.forSubjectSync(subject);
@@ -108,7 +102,7 @@ export class RuntimeOverrides {
   /** From the cache alone: undefined unless every id of the subject is cached and fresh. */
   #cached(subject: Subject, now: number): RuntimeRules | null | undefined {
     let found: readonly StoredOverride[] = [];
-    for (const [scope, field] of SUBJECT_FIELDS) {
+    for (const [scope, field] of SUBJECT_SCOPES) {
       const id = subject[field];
       if (id === undefined) continue;
       const cached = this.#cache.get(`${scope}|${id}`);
@@ -136,7 +130,7 @@ export class RuntimeOverrides {
     // Too many overrides for a directory: id by id, each cached.
     const found: StoredOverride[] = [];
     let missing: Subject | undefined;
-    for (const [scope, field] of SUBJECT_FIELDS) {
+    for (const [scope, field] of SUBJECT_SCOPES) {
       const id = subject[field];
       if (id === undefined) continue;
       const cached = this.#cache.get(`${scope}|${id}`);
@@ -227,7 +221,7 @@ export class RuntimeOverrides {
       this.#options.onError(error);
       return [];
     }
-    for (const [scope, field] of SUBJECT_FIELDS) {
+    for (const [scope, field] of SUBJECT_SCOPES) {
       const id = subject[field];
       if (id === undefined) continue;
       const own = overrides.filter((o) => o.scope === scope && o.id === id);

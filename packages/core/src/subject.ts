@@ -13,3 +13,11 @@ export interface Subject {
 
 /** Longest id accepted, in UTF-16 code units. */
 export const MAX_ID_LENGTH = 512;
+
+/** The scopes a subject's ids bind, each with its field (no `global`: it has no id). */
+export const SUBJECT_SCOPES = [
+  ['user', 'userId'],
+  ['agent', 'agentId'],
+  ['tenant', 'tenantId'],
+  ['run', 'runId'],
+] as const;

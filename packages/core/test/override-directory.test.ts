@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_DIRECTORY_SIZE, OverrideDirectory } from '../src/override-directory.js';
+import type { StoredOverride } from '../src/store.js';
+
+const override = (id: string, limit: number): StoredOverride => ({
+  scope: 'user',
+  id,
+  resource: 'llm_tokens',
+  rules: [{ limit, period: 'per_day' }],
+});
+
+/** A store listing that the test answers by hand. */
+function manualListing() {
+  const pending: Array<(all: readonly StoredOverride[]) => void> = [];
+  let calls = 0;
+  const list = () =>
+    new Promise<readonly StoredOverride[]>((resolve) => {
+      calls += 1;
+      pending.push(resolve);
+    });
+  return { list, pending, calls: () => calls };
+}
+
+describe('OverrideDirectory', () => {
+  it('lists once for every caller at the same time, and answers from the listing until ttl', async () => {
+    const { list, pending, calls } = manualListing();
+    const directory = new OverrideDirectory(list, 5_000, () => {});
+    const first = directory.lookup({ userId: 'a' }, 0);
+    const second = directory.lookup({ userId: 'b', tenantId: 't' }, 1);
+    pending.shift()!([override('a', 5)]);
+    expect(await first).toEqual([override('a', 5)]);
+    expect(await second).toEqual([]);
+    expect(calls()).toBe(1);
+    expect(directory.peek({ userId: 'a' }, 4_999)).toEqual([override('a', 5)]);
+    expect(directory.peek({ userId: 'a' }, 5_000)).toBeUndefined();
+  });
+
+  it('does not keep a listing begun before forget(): it may miss the change', async () => {
+    const { list, pending } = manualListing();
+    const directory = new OverrideDirectory(list, 5_000, () => {});
+    const before = directory.lookup({ userId: 'a' }, 0);
+    directory.forget(); // this engine set an override meanwhile
+    pending.shift()!([]);
+    expect(await before).toBeUndefined(); // asked id by id instead
+    const after = directory.lookup({ userId: 'a' }, 1);
+    pending.shift()!([override('a', 7)]);
+    expect(await after).toEqual([override('a', 7)]);
+  });
+
+  it('answers no overrides after reporting a failed listing, and lists again next time', async () => {
+    const errors: unknown[] = [];
+    let fail = true;
+    const directory = new OverrideDirectory(
+      async () => {
+        if (fail) throw new Error('store down');
+        return [override('a', 3)];
+      },
+      5_000,
+      (error) => errors.push(error),
+    );
+    expect(await directory.lookup({ userId: 'a' }, 0)).toEqual([]);
+    expect(errors).toHaveLength(1);
+    fail = false;
+    expect(await directory.lookup({ userId: 'a' }, 1)).toEqual([override('a', 3)]);
+  });
+
+  it(`steps aside past ${MAX_DIRECTORY_SIZE} overrides, and when the ttl is 0`, async () => {
+    let calls = 0;
+    const many = Array.from({ length: MAX_DIRECTORY_SIZE + 1 }, (_, i) => override(`u${i}`, 1));
+    const crowded = new OverrideDirectory(
+      async () => {
+        calls += 1;
+        return many;
+      },
+      5_000,
+      () => {},
+    );
+    expect(await crowded.lookup({ userId: 'u0' }, 0)).toBeUndefined();
+    expect(await crowded.lookup({ userId: 'u0' }, 30_000)).toBeUndefined();
+    expect(calls).toBe(1); // not listed again for a minute
+    const off = new OverrideDirectory(
+      async () => {
+        calls += 1;
+        return [];
+      },
+      0,
+      () => {},
+    );
+    expect(await off.lookup({ userId: 'u0' }, 0)).toBeUndefined();
+    expect(calls).toBe(1);
+  });
+});
