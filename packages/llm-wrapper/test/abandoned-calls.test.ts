@@ -1,39 +1,32 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { openCallBudget, withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HI, HI_ESTIMATE, openaiClient, testEngine, usageEvents } from './helpers.js';
-import { OPENAI_USAGE, type StandInProvider, startStandIn } from './stand-in/index.js';
+import { describe, expect, it } from 'vitest';
+import { HI, HI_ESTIMATE, openaiClient, testEngine, tokenEvents } from './helpers.js';
+import { OPENAI_USAGE, standInForFile } from './stand-in/index.js';
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 /** Polls (bounded) until the subject has a usage event for llm_tokens. */
 async function tokensCommitted(engine: ReturnType<typeof testEngine>, userId: string) {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const events = (await usageEvents(engine, { userId })).filter(
-      (e) => e.resource === 'llm_tokens',
-    );
+    const events = await tokenEvents(engine, { userId });
     if (events.length > 0) return events;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error('nothing was committed');
 }
 
+/** An OpenAI client metered for `userId` whose reservations expire after 300 ms. */
+function openaiWithShortReservations(engine: ReturnType<typeof testEngine>, userId: string) {
+  return withQuota(openaiClient(standIn), { engine, subject: { userId }, reservationTtlMs: 300 });
+}
+
 describe('a call its caller never settles', () => {
   it('commits a stream left unread as reserved, once, before the reservation expires', async () => {
     const engine = testEngine();
     const userId = 'abandoned-stream';
-    const openai = withQuota(openaiClient(standIn), {
-      engine,
-      subject: { userId },
-      reservationTtlMs: 300,
-    });
+    const openai = openaiWithShortReservations(engine, userId);
     const stream = await openai.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: HI,
@@ -48,9 +41,7 @@ describe('a call its caller never settles', () => {
     expect(event?.metadata).toMatchObject({ estimated: true, abandoned: true });
     // Reading on to the end later settles nothing twice.
     while (!(await iterator.next()).done) {}
-    const tokens = (await usageEvents(engine, { userId })).filter(
-      (e) => e.resource === 'llm_tokens',
-    );
+    const tokens = await tokenEvents(engine, { userId });
     expect(tokens).toHaveLength(1);
     expect((await engine.getQuotaStatus('llm_tokens', { userId })).used).toBe(HI_ESTIMATE + 50);
   });
@@ -58,11 +49,7 @@ describe('a call its caller never settles', () => {
   it('commits a call whose promise is never awaited', async () => {
     const engine = testEngine();
     const userId = 'abandoned-promise';
-    const openai = withQuota(openaiClient(standIn), {
-      engine,
-      subject: { userId },
-      reservationTtlMs: 300,
-    });
+    const openai = openaiWithShortReservations(engine, userId);
     const before = standIn.requests.length;
     void openai.chat.completions.create({
       model: 'gpt-4o-mini',
@@ -78,20 +65,14 @@ describe('a call its caller never settles', () => {
   it('leaves a call settled in time alone', async () => {
     const engine = testEngine();
     const userId = 'settled-in-time';
-    const openai = withQuota(openaiClient(standIn), {
-      engine,
-      subject: { userId },
-      reservationTtlMs: 300,
-    });
+    const openai = openaiWithShortReservations(engine, userId);
     await openai.chat.completions.create({
       model: 'gpt-4o-mini',
       messages: HI,
       max_completion_tokens: 40,
     });
     await new Promise((resolve) => setTimeout(resolve, 400));
-    const tokens = (await usageEvents(engine, { userId })).filter(
-      (e) => e.resource === 'llm_tokens',
-    );
+    const tokens = await tokenEvents(engine, { userId });
     expect(tokens.map((e) => e.amount)).toEqual([
       OPENAI_USAGE.promptTokens + OPENAI_USAGE.completionTokens,
     ]);
@@ -145,9 +126,7 @@ describe('the shared abandonment timer', () => {
       expect(event!.at.getTime()).toBeLessThan(deadline);
     }
     expect([short.settled, long.settled, later.settled]).toEqual([true, true, true]);
-    const settledTokens = (await usageEvents(engine, { userId: 'ttl-settled' })).filter(
-      (e) => e.resource === 'llm_tokens',
-    );
+    const settledTokens = await tokenEvents(engine, { userId: 'ttl-settled' });
     expect(settledTokens.map((e) => e.amount)).toEqual([15]);
   });
 

@@ -14,24 +14,20 @@ import {
   tool,
   wrapLanguageModel,
 } from 'ai';
-import { afterAll, beforeAll, beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   fastTokens,
   openaiChatModel,
   SUBJECT,
   setup,
+  spendTokens,
+  tokensPerDay,
   userPromptTokens,
 } from './ai-sdk-stand-in/fixtures.js';
-import { type StandIn, startStandIn } from './ai-sdk-stand-in/server.js';
+import { standInForFile } from './ai-sdk-stand-in/stand-in-for-file.js';
+import { rejectionOf } from './rejection-of.js';
 
-let standIn: StandIn;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(() => standIn.close());
-beforeEach(() => {
-  standIn.reset();
-});
+const standIn = await standInForFile();
 
 const PROMPT = 'Summarise the quarterly report in one line.';
 
@@ -120,24 +116,12 @@ describe('quotaMiddleware with generateText', () => {
   });
 
   it('refuses with QuotaExceededError and sends nothing when the budget cannot cover the call', async () => {
-    const { engine, model, used } = setup(
-      standIn,
-      {},
-      {
-        llm_tokens: { limit: 1000, period: 'per_day' },
-      },
-    );
-    await engine.recordUsage({ ...SUBJECT, resource: 'llm_tokens', amount: 600 });
+    const { engine, model, used } = setup(standIn, {}, tokensPerDay(1000));
+    await spendTokens(engine, 600);
     standIn.reply({ chunks: ['never'], usage: { promptTokens: 1, completionTokens: 1 } });
 
-    const error = await generateText({
-      model,
-      prompt: PROMPT,
-      maxOutputTokens: 500,
-      maxRetries: 3,
-    }).then(
-      () => undefined,
-      (caught: unknown) => caught as QuotaExceededError,
+    const error = await rejectionOf<QuotaExceededError>(
+      generateText({ model, prompt: PROMPT, maxOutputTokens: 500, maxRetries: 3 }),
     );
 
     expect(error).toBeInstanceOf(QuotaExceededError);
@@ -156,24 +140,23 @@ describe('quotaMiddleware with generateText', () => {
   });
 
   it('counts an image as a fixed estimate, never by its bytes', async () => {
-    const { model } = setup(standIn, {}, { llm_tokens: { limit: 10, period: 'per_day' } });
+    const { model } = setup(standIn, {}, tokensPerDay(10));
     const image = new Uint8Array(3_000_000);
 
-    const error = await generateText({
-      model,
-      maxOutputTokens: 100,
-      messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'text', text: 'What is in this picture?' },
-            { type: 'image', image, mediaType: 'image/png' },
-          ],
-        },
-      ],
-    }).then(
-      () => undefined,
-      (caught: unknown) => caught as QuotaExceededError,
+    const error = await rejectionOf<QuotaExceededError>(
+      generateText({
+        model,
+        maxOutputTokens: 100,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is in this picture?' },
+              { type: 'image', image, mediaType: 'image/png' },
+            ],
+          },
+        ],
+      }),
     );
 
     expect(error).toBeInstanceOf(QuotaExceededError);
@@ -184,7 +167,7 @@ describe('quotaMiddleware with generateText', () => {
   });
 
   it('counts tool definitions and earlier tool calls and results in the input estimate', async () => {
-    const { model } = setup(standIn, {}, { llm_tokens: { limit: 10, period: 'per_day' } });
+    const { model } = setup(standIn, {}, tokensPerDay(10));
     const description = 'Looks up the current weather for a city, in degrees Celsius.';
     const toolTurns: ModelMessage[] = [
       {
@@ -206,24 +189,26 @@ describe('quotaMiddleware with generateText', () => {
       },
     ];
     const requested = async (withTools: boolean) => {
-      const error = await generateText({
-        model,
-        maxOutputTokens: 10,
-        messages: [{ role: 'user', content: 'Weather in Oslo?' }, ...(withTools ? toolTurns : [])],
-        tools: withTools
-          ? {
-              weather: tool({
-                description,
-                inputSchema: jsonSchema<{ city: string }>({
-                  type: 'object',
-                  properties: { city: { type: 'string' } },
+      const error = await rejectionOf<QuotaExceededError>(
+        generateText({
+          model,
+          maxOutputTokens: 10,
+          messages: [
+            { role: 'user', content: 'Weather in Oslo?' },
+            ...(withTools ? toolTurns : []),
+          ],
+          tools: withTools
+            ? {
+                weather: tool({
+                  description,
+                  inputSchema: jsonSchema<{ city: string }>({
+                    type: 'object',
+                    properties: { city: { type: 'string' } },
+                  }),
                 }),
-              }),
-            }
-          : undefined,
-      }).then(
-        () => undefined,
-        (caught: unknown) => caught as QuotaExceededError,
+              }
+            : undefined,
+        }),
       );
       return error!.result.requested;
     };
@@ -242,14 +227,8 @@ describe('quotaMiddleware with generateText', () => {
   });
 
   it('clamps maxOutputTokens to what the budget allows instead of refusing', async () => {
-    const { engine, model, used } = setup(
-      standIn,
-      { onExceeded: 'clamp' },
-      {
-        llm_tokens: { limit: 1000, period: 'per_day' },
-      },
-    );
-    await engine.recordUsage({ ...SUBJECT, resource: 'llm_tokens', amount: 700 });
+    const { engine, model, used } = setup(standIn, { onExceeded: 'clamp' }, tokensPerDay(1000));
+    await spendTokens(engine, 700);
     standIn.reply({ chunks: ['short'], usage: { promptTokens: 15, completionTokens: 200 } });
 
     const { text } = await generateText({ model, prompt: PROMPT, maxOutputTokens: 4000 });
@@ -266,11 +245,9 @@ describe('quotaMiddleware with generateText', () => {
     const { engine, model } = setup(
       standIn,
       { onExceeded: 'clamp', minOutputTokens: 64 },
-      {
-        llm_tokens: { limit: 1000, period: 'per_day' },
-      },
+      tokensPerDay(1000),
     );
-    await engine.recordUsage({ ...SUBJECT, resource: 'llm_tokens', amount: 960 });
+    await spendTokens(engine, 960);
 
     await expect(generateText({ model, prompt: PROMPT, maxOutputTokens: 500 })).rejects.toThrow(
       QuotaExceededError,
@@ -310,20 +287,10 @@ describe('quotaMiddleware with generateText', () => {
   });
 
   it('admits no more concurrent calls than the nearly spent budget holds', async () => {
-    const { engine, model, used } = setup(
-      standIn,
-      {},
-      {
-        llm_tokens: { limit: 10_000, period: 'per_day' },
-      },
-    );
+    const { engine, model, used } = setup(standIn, {}, tokensPerDay(10_000));
     const perCall = userPromptTokens(PROMPT) + 100;
     // Room for exactly three calls' reservations.
-    await engine.recordUsage({
-      ...SUBJECT,
-      resource: 'llm_tokens',
-      amount: 10_000 - 3 * perCall - 5,
-    });
+    await spendTokens(engine, 10_000 - 3 * perCall - 5);
     // Answers wait until every call was either refused or sent, so that no commit can free
     // room for a late call: the admissions are decided by the reservations alone.
     let openGate!: () => void;
@@ -370,7 +337,7 @@ describe('quotaMiddleware options and types', () => {
   });
 
   it('placed last among middlewares, reserves for the settings the others applied', async () => {
-    const { engine } = setup(standIn, {}, { llm_tokens: { limit: 10, period: 'per_day' } });
+    const { engine } = setup(standIn, {}, tokensPerDay(10));
     const model = wrapLanguageModel({
       model: openaiChatModel(standIn),
       middleware: [
@@ -379,10 +346,7 @@ describe('quotaMiddleware options and types', () => {
       ],
     });
 
-    const error = await generateText({ model, prompt: PROMPT }).then(
-      () => undefined,
-      (caught: unknown) => caught as QuotaExceededError,
-    );
+    const error = await rejectionOf<QuotaExceededError>(generateText({ model, prompt: PROMPT }));
 
     expect(error!.result.requested).toBe(userPromptTokens(PROMPT) + 321);
   });
@@ -410,10 +374,7 @@ describe('quotaMiddleware options and types', () => {
       middleware: quotaMiddleware({ engine, subject: SUBJECT }),
     });
 
-    const error = await generateText({ model, prompt: PROMPT }).then(
-      () => undefined,
-      (caught: unknown) => caught as QuotaConfigError,
-    );
+    const error = await rejectionOf<QuotaConfigError>(generateText({ model, prompt: PROMPT }));
 
     expect(error).toBeInstanceOf(QuotaConfigError);
     expect(error!.path).toBe('model');

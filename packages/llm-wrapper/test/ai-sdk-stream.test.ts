@@ -1,39 +1,81 @@
 import {
   APICallError,
   type LanguageModelV3,
+  type LanguageModelV3Prompt,
   type LanguageModelV3StreamPart,
 } from '@ai-sdk/provider';
 import { QuotaExceededError } from '@quotakit/core';
 import { quotaMiddleware } from '@quotakit/llm-wrapper';
 import { streamText, wrapLanguageModel } from 'ai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_RULES,
   fastTokens,
   openaiChatModel,
+  type Setup,
   SUBJECT,
   setup,
   slowWriteStore,
+  spendTokens,
+  tokensPerDay,
   userPromptTokens,
 } from './ai-sdk-stand-in/fixtures.js';
-import { type StandIn, startStandIn } from './ai-sdk-stand-in/server.js';
+import type { StandInReply } from './ai-sdk-stand-in/server.js';
+import { standInForFile } from './ai-sdk-stand-in/stand-in-for-file.js';
 
-let standIn: StandIn;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(() => standIn.close());
-beforeEach(() => {
-  standIn.reset();
-});
+const standIn = await standInForFile();
 
 const PROMPT = 'Write a haiku about budgets.';
 const INPUT_ESTIMATE = userPromptTokens(PROMPT);
+/** PROMPT as one user message, in the language model's own prompt format. */
+const MODEL_PROMPT: LanguageModelV3Prompt = [
+  { role: 'user', content: [{ type: 'text', text: PROMPT }] },
+];
 
-/** Reads a whole stream, collecting its text deltas and the errors passed to onError. */
+/** Usage for a reply that never reports it: far from any estimate, so its use would show. */
+const UNREPORTED_USAGE = { promptTokens: 999, completionTokens: 999 };
+/** 'abcd' and 'efgh' (one estimated token each), then the response held open without usage. */
+const TWO_CHUNKS_THEN_HELD: StandInReply = {
+  chunks: ['abcd', 'efgh', 'never sent'],
+  usage: UNREPORTED_USAGE,
+  holdAfterChunks: 2,
+};
+
+/** Reads a whole stream and returns its text. */
 async function drain(result: ReturnType<typeof streamText>) {
   let text = '';
   for await (const delta of result.textStream) text += delta;
+  return text;
+}
+
+/** Streams PROMPT with streamText to its end, collecting the errors passed to onError. */
+async function streamCollectingErrors(options: {
+  model: Setup['model'];
+  maxOutputTokens?: number;
+  maxRetries?: number;
+}) {
+  const errors: unknown[] = [];
+  const result = streamText({
+    prompt: PROMPT,
+    ...options,
+    onError: ({ error }) => {
+      errors.push(error);
+    },
+  });
+  const text = await drain(result);
+  return { result, text, errors };
+}
+
+/** Reads a model stream until its text deltas reach `length` characters (20 reads at most). */
+async function readText(
+  reader: ReadableStreamDefaultReader<LanguageModelV3StreamPart>,
+  length: number,
+) {
+  let text = '';
+  for (let read = 0; read < 20 && text.length < length; read += 1) {
+    const { value } = await reader.read();
+    if (value?.type === 'text-delta') text += value.delta;
+  }
   return text;
 }
 
@@ -87,11 +129,7 @@ describe('quotaMiddleware with streamText', () => {
 
   it('commits an estimate, marked as such, when the provider reports no usage', async () => {
     const { model, used, events } = setup(standIn, {}, DEFAULT_RULES, slowWriteStore());
-    standIn.reply({
-      chunks: ['abcd', 'efgh', 'ijkl'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      omitUsage: true,
-    });
+    standIn.reply({ chunks: ['abcd', 'efgh', 'ijkl'], usage: UNREPORTED_USAGE, omitUsage: true });
 
     expect(await drain(streamText({ model, prompt: PROMPT }))).toBe('abcdefghijkl');
 
@@ -102,11 +140,7 @@ describe('quotaMiddleware with streamText', () => {
 
   it('on an abort mid-stream, commits the estimate of what was streamed and returns the rest', async () => {
     const { model, used, events } = setup(standIn);
-    standIn.reply({
-      chunks: ['abcd', 'efgh', 'never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      holdAfterChunks: 2,
-    });
+    standIn.reply(TWO_CHUNKS_THEN_HELD);
     const controller = new AbortController();
     const aborted: unknown[] = [];
 
@@ -141,11 +175,7 @@ describe('quotaMiddleware with streamText', () => {
 
   it('settles on abort even when nobody reads the stream again', async () => {
     const { model, used, events } = setup(standIn);
-    standIn.reply({
-      chunks: ['abcd', 'efgh', 'never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      holdAfterChunks: 2,
-    });
+    standIn.reply(TWO_CHUNKS_THEN_HELD);
     const controller = new AbortController();
 
     const result = streamText({ model, prompt: PROMPT, abortSignal: controller.signal });
@@ -168,11 +198,7 @@ describe('quotaMiddleware with streamText', () => {
 
   it('commits a stream left behind without an abort as reserved, before its reservation expires', async () => {
     const { model, used, events } = setup(standIn, { reservationTtlMs: 300 });
-    standIn.reply({
-      chunks: ['abcd', 'efgh', 'never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      holdAfterChunks: 2,
-    });
+    standIn.reply(TWO_CHUNKS_THEN_HELD);
 
     const result = streamText({ model, prompt: PROMPT, maxOutputTokens: 100 });
     for await (const delta of result.textStream) {
@@ -195,17 +221,9 @@ describe('quotaMiddleware with streamText', () => {
   it('returns the tokens when the provider fails the stream request', async () => {
     const { model, used } = setup(standIn);
     standIn.reply({ chunks: [], usage: { promptTokens: 0, completionTokens: 0 }, status: 500 });
-    const errors: unknown[] = [];
 
-    const result = streamText({
-      model,
-      prompt: PROMPT,
-      maxRetries: 0,
-      onError: ({ error }) => {
-        errors.push(error);
-      },
-    });
-    expect(await drain(result)).toBe('');
+    const { text, errors } = await streamCollectingErrors({ model, maxRetries: 0 });
+    expect(text).toBe('');
 
     expect(errors).toHaveLength(1);
     expect(APICallError.isInstance(errors[0])).toBe(true);
@@ -215,22 +233,10 @@ describe('quotaMiddleware with streamText', () => {
 
   it('returns the tokens when the stream fails on the provider side before any output', async () => {
     const { model, used, events } = setup(standIn);
-    standIn.reply({
-      chunks: ['never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      errorAfterChunks: 0,
-    });
-    const errors: unknown[] = [];
+    standIn.reply({ chunks: ['never sent'], usage: UNREPORTED_USAGE, errorAfterChunks: 0 });
 
-    const result = streamText({
-      model,
-      prompt: PROMPT,
-      maxRetries: 0,
-      onError: ({ error }) => {
-        errors.push(error);
-      },
-    });
-    expect(await drain(result)).toBe('');
+    const { text, errors } = await streamCollectingErrors({ model, maxRetries: 0 });
+    expect(text).toBe('');
 
     expect(errors).toHaveLength(1);
     expect(await used('llm_tokens')).toBe(0);
@@ -242,20 +248,13 @@ describe('quotaMiddleware with streamText', () => {
     const { model, used, events } = setup(standIn);
     standIn.reply({
       chunks: ['abcd', 'efgh', 'never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
+      usage: UNREPORTED_USAGE,
       errorAfterChunks: 2,
     });
-    const errors: unknown[] = [];
 
-    const result = streamText({
-      model,
-      prompt: PROMPT,
-      onError: ({ error }) => {
-        errors.push(error);
-      },
-    });
+    const { result, text, errors } = await streamCollectingErrors({ model });
 
-    expect(await drain(result)).toBe('abcdefgh');
+    expect(text).toBe('abcdefgh');
     expect(errors).toHaveLength(1);
     expect(await result.finishReason).toBe('error');
     // The provider produced those tokens and reported no usage: an estimate is recorded.
@@ -265,25 +264,11 @@ describe('quotaMiddleware with streamText', () => {
   });
 
   it('refuses a stream over budget before any request leaves', async () => {
-    const { engine, model, used } = setup(
-      standIn,
-      {},
-      {
-        llm_tokens: { limit: 500, period: 'per_day' },
-      },
-    );
-    await engine.recordUsage({ ...SUBJECT, resource: 'llm_tokens', amount: 450 });
-    const errors: unknown[] = [];
+    const { engine, model, used } = setup(standIn, {}, tokensPerDay(500));
+    await spendTokens(engine, 450);
 
-    const result = streamText({
-      model,
-      prompt: PROMPT,
-      maxOutputTokens: 100,
-      onError: ({ error }) => {
-        errors.push(error);
-      },
-    });
-    expect(await drain(result)).toBe('');
+    const { text, errors } = await streamCollectingErrors({ model, maxOutputTokens: 100 });
+    expect(text).toBe('');
 
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(QuotaExceededError);
@@ -292,14 +277,8 @@ describe('quotaMiddleware with streamText', () => {
   });
 
   it('clamps the output cap of a stream to the budget left', async () => {
-    const { engine, model, used } = setup(
-      standIn,
-      { onExceeded: 'clamp' },
-      {
-        llm_tokens: { limit: 2000, period: 'per_day' },
-      },
-    );
-    await engine.recordUsage({ ...SUBJECT, resource: 'llm_tokens', amount: 1500 });
+    const { engine, model, used } = setup(standIn, { onExceeded: 'clamp' }, tokensPerDay(2000));
+    await spendTokens(engine, 1500);
     standIn.reply({ chunks: ['brief'], usage: { promptTokens: 16, completionTokens: 1 } });
 
     expect(await drain(streamText({ model, prompt: PROMPT, maxOutputTokens: 8000 }))).toBe('brief');
@@ -312,27 +291,19 @@ describe('quotaMiddleware with streamText', () => {
     const { model, used, events } = setup(
       standIn,
       { enforceDuringStream: true },
-      {
-        llm_tokens: { limit: 400, period: 'per_day' },
-      },
+      tokensPerDay(400),
     );
     // 300 chunks of 2 tokens each, far more than the budget; then the response stays open.
     standIn.reply({
       chunks: Array.from({ length: 300 }, () => 'abcdefgh'),
-      usage: { promptTokens: 999, completionTokens: 999 },
+      usage: UNREPORTED_USAGE,
       holdAfterChunks: 300,
     });
-    const errors: unknown[] = [];
 
-    const result = streamText({
+    const { result, text, errors } = await streamCollectingErrors({
       model,
-      prompt: PROMPT,
       maxOutputTokens: 100,
-      onError: ({ error }) => {
-        errors.push(error);
-      },
     });
-    const text = await drain(result);
 
     // The call held input + 100; the stream may use that and the rest of the budget
     // (400 - INPUT_ESTIMATE - 100), and is cut at the first chunk past it.
@@ -354,22 +325,11 @@ describe('quotaMiddleware with streamText', () => {
 describe('quotaMiddleware on the wrapped model stream', () => {
   it('commits an estimate when the consumer cancels the stream early', async () => {
     const { model, used, events } = setup(standIn);
-    standIn.reply({
-      chunks: ['abcd', 'efgh', 'never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      holdAfterChunks: 2,
-    });
+    standIn.reply(TWO_CHUNKS_THEN_HELD);
 
-    const { stream } = await model.doStream({
-      prompt: [{ role: 'user', content: [{ type: 'text', text: PROMPT }] }],
-      maxOutputTokens: 1000,
-    });
+    const { stream } = await model.doStream({ prompt: MODEL_PROMPT, maxOutputTokens: 1000 });
     const reader = stream.getReader();
-    let text = '';
-    for (let read = 0; read < 20 && text.length < 8; read += 1) {
-      const { value } = await reader.read();
-      if (value?.type === 'text-delta') text += value.delta;
-    }
+    const text = await readText(reader, 8);
     // Held while streaming: input estimate + the 1000-token cap.
     expect(await used('llm_tokens')).toBe(INPUT_ESTIMATE + 1000);
     await reader.cancel('user went away');
@@ -383,23 +343,14 @@ describe('quotaMiddleware on the wrapped model stream', () => {
 
   it('settles when the call is aborted even if the stream is never read again', async () => {
     const { model, used, events } = setup(standIn);
-    standIn.reply({
-      chunks: ['abcd', 'efgh', 'never sent'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-      holdAfterChunks: 2,
-    });
+    standIn.reply(TWO_CHUNKS_THEN_HELD);
     const controller = new AbortController();
 
     const { stream } = await model.doStream({
-      prompt: [{ role: 'user', content: [{ type: 'text', text: PROMPT }] }],
+      prompt: MODEL_PROMPT,
       abortSignal: controller.signal,
     });
-    const reader = stream.getReader();
-    let text = '';
-    for (let read = 0; read < 20 && text.length < 8; read += 1) {
-      const { value } = await reader.read();
-      if (value?.type === 'text-delta') text += value.delta;
-    }
+    await readText(stream.getReader(), 8);
     controller.abort();
 
     await standIn.disconnectsReached(1);
@@ -410,10 +361,7 @@ describe('quotaMiddleware on the wrapped model stream', () => {
 
   it('settles a provider stream that ends without a finish part', async () => {
     const { engine } = setup(standIn);
-    standIn.reply({
-      chunks: ['abcd', 'efgh'],
-      usage: { promptTokens: 999, completionTokens: 999 },
-    });
+    standIn.reply({ chunks: ['abcd', 'efgh'], usage: UNREPORTED_USAGE });
     const inner = openaiChatModel(standIn);
     // A provider that forgets its finish part (or a stream that simply ends early).
     const withoutFinish: LanguageModelV3 = {
@@ -441,9 +389,7 @@ describe('quotaMiddleware on the wrapped model stream', () => {
       middleware: quotaMiddleware({ engine, subject: SUBJECT, estimator: 'fast' }),
     });
 
-    const { stream } = await model.doStream({
-      prompt: [{ role: 'user', content: [{ type: 'text', text: PROMPT }] }],
-    });
+    const { stream } = await model.doStream({ prompt: MODEL_PROMPT });
     const parts: string[] = [];
     for await (const part of stream) parts.push(part.type);
 

@@ -1,22 +1,12 @@
-import { trace } from '@opentelemetry/api';
 import { generateText, streamText } from 'ai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { setup } from './ai-sdk-stand-in/fixtures.js';
-import { type StandIn, startStandIn } from './ai-sdk-stand-in/server.js';
-import { type RecordedSpan, recordingTracerProvider } from './recording-tracer.js';
+import { standInForFile } from './ai-sdk-stand-in/stand-in-for-file.js';
+import { recordSpansForFile } from './recording-tracer.js';
 
-let standIn: StandIn;
-const spans: RecordedSpan[] = [];
-beforeAll(async () => {
-  standIn = await startStandIn();
-  trace.setGlobalTracerProvider(recordingTracerProvider(spans));
-});
-afterAll(async () => {
-  trace.disable();
-  await standIn.close();
-});
+const standIn = await standInForFile();
+const spans = recordSpansForFile();
 beforeEach(() => {
-  standIn.reset();
   spans.length = 0;
 });
 

@@ -1,12 +1,22 @@
 import { QuotaExceededError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { anthropicClient, HI, recorded, testEngine, usageEvents, used } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import {
+  anthropicClient,
+  HI,
+  recorded,
+  smallDailyBudget,
+  testEngine,
+  usageEvents,
+  used,
+} from './helpers.js';
+import { rejectionOf } from './rejection-of.js';
 import {
   ANTHROPIC_USAGE,
+  failingWith,
+  LONG_SLOW_STREAM,
   REPLY_TEXT,
-  type StandInProvider,
-  startStandIn,
+  standInForFile,
 } from './stand-in/index.js';
 
 const MODEL = 'claude-stand-in-1';
@@ -17,13 +27,7 @@ const INPUT =
   ANTHROPIC_USAGE.cacheReadInputTokens; // 152
 const MESSAGE_TOKENS = INPUT + ANTHROPIC_USAGE.outputTokens; // 177
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 describe('messages.create', () => {
   it('counts cache writes and reads as input', async () => {
@@ -85,10 +89,7 @@ describe('messages.create', () => {
   });
 
   it('clamp lowers max_tokens', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 1_000, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(1_000));
     const anthropic = withQuota(anthropicClient(standIn), {
       engine,
       subject: { userId: 'msg-4' },
@@ -132,7 +133,7 @@ describe('messages.stream', () => {
     const index = standIn.requests.length;
     const stream = anthropic.messages.stream(
       { model: MODEL, max_tokens: 3_000, messages: HI },
-      { headers: { 'x-stand-in-chunks': '1000', 'x-stand-in-delay-ms': '2' } },
+      LONG_SLOW_STREAM,
     );
     let deltas = 0;
     for await (const event of stream) {
@@ -147,17 +148,11 @@ describe('messages.stream', () => {
   });
 
   it('fails the stream with the QuotaExceededError as cause when refused, sending nothing', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 100, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(100));
     const anthropic = withQuota(anthropicClient(standIn), { engine, subject: { userId: 'ms-3' } });
     const from = standIn.requests.length;
     const stream = anthropic.messages.stream({ model: MODEL, max_tokens: 4_000, messages: HI });
-    const error = await stream.finalMessage().then(
-      () => undefined,
-      (reason: unknown) => reason as Error,
-    );
+    const error = await rejectionOf<Error>(stream.finalMessage());
     const cause = error instanceof QuotaExceededError ? error : error?.cause;
     expect(cause).toBeInstanceOf(QuotaExceededError);
     expect(standIn.requests.length).toBe(from);
@@ -167,10 +162,7 @@ describe('messages.stream', () => {
     const engine = testEngine();
     const anthropic = withQuota(anthropicClient(standIn), { engine, subject: { userId: 'ms-4' } });
     await expect(
-      anthropic.messages.create(
-        { model: MODEL, max_tokens: 300, messages: HI },
-        { headers: { 'x-stand-in-status': '500' } },
-      ),
+      anthropic.messages.create({ model: MODEL, max_tokens: 300, messages: HI }, failingWith(500)),
     ).rejects.toMatchObject({ status: 500 });
     expect(await used(engine, { userId: 'ms-4' })).toEqual({ llm_requests: 1, llm_tokens: 0 });
   });

@@ -7,17 +7,12 @@ import {
   withQuota,
 } from '@quotakit/llm-wrapper';
 import { countTokens } from 'gpt-tokenizer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HI, openaiClient, recorded, usageEvents } from './helpers.js';
-import { OPENAI_USAGE, type StandInProvider, startStandIn } from './stand-in/index.js';
+import { describe, expect, it } from 'vitest';
+import { HI, openaiClient, recorded, tokenEvents } from './helpers.js';
+import { rejectionOf } from './rejection-of.js';
+import { OPENAI_USAGE, standInForFile } from './stand-in/index.js';
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 const prices = definePriceTable({
   'gpt-4o': { inputPerMillion: 2.5, cachedInputPerMillion: 1.25, outputPerMillion: 10 },
@@ -48,9 +43,7 @@ describe('cost_usd', () => {
     expect(totals.cost_usd).toBeCloseTo(cost, 12);
     // Statuses keep small amounts exact (to 12 significant digits).
     expect((await engine.getQuotaStatus('cost_usd', { userId: 'cost-1' })).used).toBe(cost);
-    const tokens = (await usageEvents(engine, { userId: 'cost-1' })).find(
-      (e) => e.resource === 'llm_tokens',
-    );
+    const [tokens] = await tokenEvents(engine, { userId: 'cost-1' });
     expect(tokens?.metadata.costUsd).toBeCloseTo(cost, 12);
   });
 
@@ -86,16 +79,13 @@ describe('estimates', () => {
       estimator: 'exact',
     });
     const content = 'internationalization '.repeat(20);
-    const error = await openai.chat.completions
-      .create({
+    const error = await rejectionOf<QuotaExceededError>(
+      openai.chat.completions.create({
         model: 'gpt-4o',
         messages: [{ role: 'user', content }],
         max_completion_tokens: 100,
-      })
-      .then(
-        () => undefined,
-        (reason: unknown) => reason as QuotaExceededError,
-      );
+      }),
+    );
     // Message text + 4 per message + 3 priming + the cap.
     expect(error?.result.requested).toBe(countTokens(content) + 4 + 3 + 100);
     expect(countTokens(content)).not.toBe(Math.ceil(content.length / 4));

@@ -1,5 +1,11 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { createQuotaEngine, type QuotaEngine, type Subject, type UsageEvent } from '@quotakit/core';
+import {
+  createQuotaEngine,
+  type QuotaEngine,
+  type QuotaEngineOptions,
+  type Subject,
+  type UsageEvent,
+} from '@quotakit/core';
 import OpenAI from 'openai';
 import type { StandInProvider } from './stand-in/index.js';
 
@@ -15,6 +21,14 @@ export function testEngine(
   },
 ): QuotaEngine {
   return createQuotaEngine({ defaults });
+}
+
+/** Daily rules of ten requests and `tokens` tokens: a budget a test can run out of. */
+export function smallDailyBudget(tokens: number): QuotaEngineOptions['defaults'] {
+  return {
+    llm_requests: { limit: 10, period: 'per_day' },
+    llm_tokens: { limit: tokens, period: 'per_day' },
+  };
 }
 
 export function openaiClient(standIn: StandInProvider, maxRetries = 0): OpenAI {
@@ -36,6 +50,11 @@ export async function usageEvents(engine: QuotaEngine, subject: Subject): Promis
     events.push(event);
   }
   return events;
+}
+
+/** The llm_tokens usage events of a subject, oldest first. */
+export async function tokenEvents(engine: QuotaEngine, subject: Subject): Promise<UsageEvent[]> {
+  return (await usageEvents(engine, subject)).filter((event) => event.resource === 'llm_tokens');
 }
 
 /** What the counters say a subject has used, by resource. */

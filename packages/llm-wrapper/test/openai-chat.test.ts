@@ -1,35 +1,74 @@
 import { QuotaExceededError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type OpenAI from 'openai';
+import type { Stream } from 'openai/streaming';
+import { describe, expect, it } from 'vitest';
 import {
   HI,
   HI_ESTIMATE,
   openaiClient,
   recorded,
+  smallDailyBudget,
   testEngine,
+  tokenEvents,
   usageEvents,
   used,
 } from './helpers.js';
+import { rejectionOf } from './rejection-of.js';
 import {
   CHUNK_TEXT,
+  failingWith,
+  LONG_SLOW_STREAM,
   OPENAI_USAGE,
   REPLY_TEXT,
-  type StandInProvider,
-  startStandIn,
+  standInForFile,
 } from './stand-in/index.js';
 
 const CHAT_TOKENS = OPENAI_USAGE.promptTokens + OPENAI_USAGE.completionTokens; // 80
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
+/** The requests to `path` the stand-in received since the one at index `from`. */
 function requestsTo(path: string, from: number) {
   return standIn.requests.slice(from).filter((request) => request.path === path);
+}
+
+/**
+ * Starts a long, slow chat stream (LONG_SLOW_STREAM) metered for `userId` with the fast
+ * estimate; `index` is the position of its request at the stand-in.
+ */
+async function startLongStream(userId: string) {
+  const engine = testEngine();
+  const openai = withQuota(openaiClient(standIn), {
+    engine,
+    subject: { userId },
+    estimator: 'fast',
+  });
+  const index = standIn.requests.length;
+  const stream = await openai.chat.completions.create(
+    { model: 'gpt-4o', messages: HI, stream: true },
+    LONG_SLOW_STREAM,
+  );
+  return { engine, index, stream };
+}
+
+/**
+ * Reads a chat stream until `count` chunks carried text, then stops: by leaving the loop,
+ * or by aborting the stream's controller (and reading on to where the abort ends it).
+ */
+async function stopAfterTextChunks(
+  stream: Stream<OpenAI.Chat.ChatCompletionChunk>,
+  count: number,
+  by: 'break' | 'abort',
+) {
+  let seen = 0;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta.content) seen += 1;
+    if (seen === count) {
+      if (by === 'break') break;
+      stream.controller.abort();
+    }
+  }
 }
 
 describe('chat.completions.create', () => {
@@ -46,9 +85,7 @@ describe('chat.completions.create', () => {
       llm_requests: 1,
       llm_tokens: CHAT_TOKENS,
     });
-    const tokens = (await usageEvents(engine, { userId: 'chat-1' })).find(
-      (event) => event.resource === 'llm_tokens',
-    );
+    const [tokens] = await tokenEvents(engine, { userId: 'chat-1' });
     expect(tokens?.amount).toBe(CHAT_TOKENS);
     expect(tokens?.metadata).toEqual({
       provider: 'openai',
@@ -93,27 +130,20 @@ describe('chat.completions.create', () => {
       { model: 'gpt-4o', messages: HI },
       { headers: { 'x-stand-in-no-usage': '1' } },
     );
-    const events = await usageEvents(engine, { userId: 'chat-3' });
-    const tokens = events.find((event) => event.resource === 'llm_tokens');
+    const [tokens] = await tokenEvents(engine, { userId: 'chat-3' });
     expect(tokens?.amount).toBe(HI_ESTIMATE + Math.ceil(REPLY_TEXT.length / 4));
     expect(tokens?.metadata.estimated).toBe(true);
   });
 
   it('refuses a call the budget cannot hold without making a request', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 100, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(100));
     const openai = withQuota(openaiClient(standIn), { engine, subject: { userId: 'chat-4' } });
     await engine.recordUsage({ userId: 'chat-4', resource: 'llm_tokens', amount: 50 });
     const before = standIn.requests.length;
     // Fits the limit, not what is left of it today: retrying tomorrow helps.
-    const error = await openai.chat.completions
-      .create({ model: 'gpt-4o', messages: HI, max_completion_tokens: 60 })
-      .then(
-        () => undefined,
-        (reason: unknown) => reason,
-      );
+    const error = await rejectionOf(
+      openai.chat.completions.create({ model: 'gpt-4o', messages: HI, max_completion_tokens: 60 }),
+    );
     expect(error).toBeInstanceOf(QuotaExceededError);
     const refusal = error as QuotaExceededError;
     expect(refusal.result.resource).toBe('llm_tokens');
@@ -125,10 +155,7 @@ describe('chat.completions.create', () => {
   });
 
   it('reserves the output cap times n', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 1_000, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(1_000));
     const openai = withQuota(openaiClient(standIn), {
       engine,
       subject: { userId: 'chat-5' },
@@ -152,10 +179,7 @@ describe('chat.completions.create', () => {
   });
 
   it('clamp lowers max_completion_tokens to what the budget allows', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 1_000, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(1_000));
     const openai = withQuota(openaiClient(standIn), {
       engine,
       subject: { userId: 'chat-6' },
@@ -196,10 +220,7 @@ describe('chat.completions.create', () => {
     const openai = withQuota(openaiClient(standIn), { engine, subject: { userId: 'chat-7' } });
     const from = standIn.requests.length;
     await expect(
-      openai.chat.completions.create(
-        { model: 'gpt-4o', messages: HI },
-        { headers: { 'x-stand-in-status': '500' } },
-      ),
+      openai.chat.completions.create({ model: 'gpt-4o', messages: HI }, failingWith(500)),
     ).rejects.toMatchObject({ status: 500 });
     expect(standIn.requests.length - from).toBe(1);
     expect(await used(engine, { userId: 'chat-7' })).toEqual({ llm_requests: 1, llm_tokens: 0 });
@@ -212,10 +233,7 @@ describe('chat.completions.create', () => {
     const openai = withQuota(openaiClient(standIn, 2), { engine, subject: { userId: 'chat-8' } });
     const from = standIn.requests.length;
     await expect(
-      openai.chat.completions.create(
-        { model: 'gpt-4o', messages: HI },
-        { headers: { 'x-stand-in-status': '503' } },
-      ),
+      openai.chat.completions.create({ model: 'gpt-4o', messages: HI }, failingWith(503)),
     ).rejects.toMatchObject({ status: 503 });
     expect(standIn.requests.length - from).toBe(3);
     expect(await used(engine, { userId: 'chat-8' })).toEqual({ llm_requests: 1, llm_tokens: 0 });
@@ -226,10 +244,7 @@ describe('chat.completions.create', () => {
       countFailedRequests: false,
     });
     await expect(
-      uncounted.chat.completions.create(
-        { model: 'gpt-4o', messages: HI },
-        { headers: { 'x-stand-in-status': '400' } },
-      ),
+      uncounted.chat.completions.create({ model: 'gpt-4o', messages: HI }, failingWith(400)),
     ).rejects.toMatchObject({ status: 400 });
     expect(await used(engine, { userId: 'chat-9' })).toEqual({ llm_requests: 0, llm_tokens: 0 });
   });
@@ -311,22 +326,8 @@ describe('chat.completions.create with stream', () => {
   });
 
   it('commits an estimate of what was streamed after an early break, and the request stops', async () => {
-    const engine = testEngine();
-    const openai = withQuota(openaiClient(standIn), {
-      engine,
-      subject: { userId: 'stream-3' },
-      estimator: 'fast',
-    });
-    const index = standIn.requests.length;
-    const stream = await openai.chat.completions.create(
-      { model: 'gpt-4o', messages: HI, stream: true },
-      { headers: { 'x-stand-in-chunks': '1000', 'x-stand-in-delay-ms': '2' } },
-    );
-    let seen = 0;
-    for await (const chunk of stream) {
-      if (chunk.choices[0]?.delta.content) seen += 1;
-      if (seen === 3) break;
-    }
+    const { engine, index, stream } = await startLongStream('stream-3');
+    await stopAfterTextChunks(stream, 3, 'break');
     const request = await standIn.settled(index);
     expect(request.aborted).toBe(true);
     expect(request.deltasWritten).toBeLessThan(1000);
@@ -340,22 +341,8 @@ describe('chat.completions.create with stream', () => {
   });
 
   it('commits an estimate when the caller aborts through the controller', async () => {
-    const engine = testEngine();
-    const openai = withQuota(openaiClient(standIn), {
-      engine,
-      subject: { userId: 'stream-4' },
-      estimator: 'fast',
-    });
-    const index = standIn.requests.length;
-    const stream = await openai.chat.completions.create(
-      { model: 'gpt-4o', messages: HI, stream: true },
-      { headers: { 'x-stand-in-chunks': '1000', 'x-stand-in-delay-ms': '2' } },
-    );
-    let seen = 0;
-    for await (const chunk of stream) {
-      if (chunk.choices[0]?.delta.content) seen += 1;
-      if (seen === 2) stream.controller.abort();
-    }
+    const { engine, index, stream } = await startLongStream('stream-4');
+    await stopAfterTextChunks(stream, 2, 'abort');
     expect((await standIn.settled(index)).aborted).toBe(true);
     const [, tokens] = await usageEvents(engine, { userId: 'stream-4' });
     expect(tokens?.amount).toBe(HI_ESTIMATE + Math.ceil((2 * CHUNK_TEXT.length) / 4));
@@ -363,10 +350,7 @@ describe('chat.completions.create with stream', () => {
   });
 
   it('enforceDuringStream stops the stream with QuotaExceededError when the budget runs out', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 1_000, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(1_000));
     const openai = withQuota(openaiClient(standIn), {
       engine,
       subject: { userId: 'stream-5' },
@@ -380,11 +364,11 @@ describe('chat.completions.create with stream', () => {
       { headers: { 'x-stand-in-chunks': '2000' } },
     );
     let characters = 0;
-    const error = await (async () => {
-      for await (const chunk of stream) characters += chunk.choices[0]?.delta.content?.length ?? 0;
-    })().then(
-      () => undefined,
-      (reason: unknown) => reason,
+    const error = await rejectionOf(
+      (async () => {
+        for await (const chunk of stream)
+          characters += chunk.choices[0]?.delta.content?.length ?? 0;
+      })(),
     );
     expect(error).toBeInstanceOf(QuotaExceededError);
     expect((error as QuotaExceededError).result).toMatchObject({

@@ -1,23 +1,16 @@
 import { withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openaiClient, testEngine, usageEvents, used } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { openaiClient, smallDailyBudget, testEngine, usageEvents, used } from './helpers.js';
 import {
   EMBEDDING_TOKENS_PER_INPUT,
   REPLY_TEXT,
   RESPONSES_USAGE,
-  type StandInProvider,
-  startStandIn,
+  standInForFile,
 } from './stand-in/index.js';
 
 const RESPONSE_TOKENS = RESPONSES_USAGE.inputTokens + RESPONSES_USAGE.outputTokens; // 90
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 describe('responses.create', () => {
   it('records the usage of a response, reasoning and cached tokens in the metadata', async () => {
@@ -80,10 +73,7 @@ describe('responses.create', () => {
   });
 
   it('clamp lowers max_output_tokens', async () => {
-    const engine = testEngine({
-      llm_requests: { limit: 10, period: 'per_day' },
-      llm_tokens: { limit: 500, period: 'per_day' },
-    });
+    const engine = testEngine(smallDailyBudget(500));
     const openai = withQuota(openaiClient(standIn), {
       engine,
       subject: { userId: 'resp-4' },

@@ -1,11 +1,13 @@
-import type {
-  Attributes,
-  AttributeValue,
-  Span,
-  SpanStatus,
-  Tracer,
-  TracerProvider,
+import {
+  type Attributes,
+  type AttributeValue,
+  type Span,
+  type SpanStatus,
+  type Tracer,
+  type TracerProvider,
+  trace,
 } from '@opentelemetry/api';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface RecordedSpan {
   name: string;
@@ -55,4 +57,16 @@ export function recordingTracerProvider(spans: RecordedSpan[]): TracerProvider {
     }) as Tracer['startActiveSpan'],
   };
   return { getTracer: () => tracer };
+}
+
+/** Records the spans of the calling test file's tests: returns the array they are kept in. */
+export function recordSpansForFile(): RecordedSpan[] {
+  const spans: RecordedSpan[] = [];
+  beforeAll(() => {
+    trace.setGlobalTracerProvider(recordingTracerProvider(spans));
+  });
+  afterAll(() => {
+    trace.disable();
+  });
+  return spans;
 }

@@ -1,16 +1,10 @@
 import { createQuotaEngine, MemoryStore, type QuotaStore } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HI, openaiClient } from './helpers.js';
-import { type StandInProvider, startStandIn } from './stand-in/index.js';
+import { standInForFile } from './stand-in/index.js';
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 /** A MemoryStore seen only through its asynchronous methods, whose settle fails. */
 function storeFailingOnSettle(memory = new MemoryStore()): QuotaStore {

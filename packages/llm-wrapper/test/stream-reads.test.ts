@@ -1,19 +1,13 @@
 import { withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HI, HI_ESTIMATE, openaiClient, testEngine, usageEvents, used } from './helpers.js';
-import { OPENAI_USAGE, REPLY_TEXT, type StandInProvider, startStandIn } from './stand-in/index.js';
+import { describe, expect, it } from 'vitest';
+import { HI, HI_ESTIMATE, openaiClient, testEngine, tokenEvents, used } from './helpers.js';
+import { LONG_SLOW_STREAM, OPENAI_USAGE, REPLY_TEXT, standInForFile } from './stand-in/index.js';
 
 const CHAT_TOKENS = OPENAI_USAGE.promptTokens + OPENAI_USAGE.completionTokens;
 /** The chunks a caller sees of a stand-in chat stream: role, one per word, finish. */
 const VISIBLE_CHUNKS = REPLY_TEXT.split(' ').length + 2;
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 describe('reading a metered stream', () => {
   it('answers reads asked for ahead of time in order, the usage chunk still hidden', async () => {
@@ -51,9 +45,7 @@ describe('reading a metered stream', () => {
     const iterator = stream[Symbol.asyncIterator]();
     expect(await iterator.return?.()).toEqual({ done: true, value: undefined });
     expect(await iterator.next()).toEqual({ done: true, value: undefined });
-    const tokens = (await usageEvents(engine, { userId })).filter(
-      (event) => event.resource === 'llm_tokens',
-    );
+    const tokens = await tokenEvents(engine, { userId });
     expect(tokens.map((event) => event.amount)).toEqual([HI_ESTIMATE]);
     expect(tokens[0]?.metadata).toMatchObject({ estimated: true });
     expect(tokens[0]?.metadata.abandoned).toBeUndefined();
@@ -66,16 +58,14 @@ describe('reading a metered stream', () => {
       const openai = withQuota(openaiClient(standIn), { engine, subject: { userId } });
       const stream = await openai.chat.completions.create(
         { model: 'gpt-4o', messages: HI, max_completion_tokens: 50, stream: true },
-        { headers: { 'x-stand-in-chunks': '1000', 'x-stand-in-delay-ms': '2' } },
+        LONG_SLOW_STREAM,
       );
       if (when === 'in a later task') await new Promise((resolve) => setTimeout(resolve, 20));
       stream.controller.abort();
-      let tokens: Awaited<ReturnType<typeof usageEvents>> = [];
+      let tokens: Awaited<ReturnType<typeof tokenEvents>> = [];
       for (let attempt = 0; attempt < 50 && tokens.length === 0; attempt++) {
         await new Promise((resolve) => setTimeout(resolve, 10));
-        tokens = (await usageEvents(engine, { userId })).filter(
-          (event) => event.resource === 'llm_tokens',
-        );
+        tokens = await tokenEvents(engine, { userId });
       }
       expect(tokens.map((event) => event.amount)).toEqual([HI_ESTIMATE]);
       expect(tokens[0]?.metadata).toMatchObject({ estimated: true });

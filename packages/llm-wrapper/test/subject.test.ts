@@ -1,17 +1,11 @@
 import { QuotaValidationError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
 import { runWithQuotaSubject } from '@quotakit/llm-wrapper/node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HI, openaiClient, testEngine, used } from './helpers.js';
-import { type StandInProvider, startStandIn } from './stand-in/index.js';
+import { standInForFile } from './stand-in/index.js';
 
-let standIn: StandInProvider;
-beforeAll(async () => {
-  standIn = await startStandIn();
-});
-afterAll(async () => {
-  await standIn.close();
-});
+const standIn = await standInForFile();
 
 describe('subjects', () => {
   it('runWithQuotaSubject charges each concurrent scope to its own subject', async () => {

@@ -1,20 +1,11 @@
-import { trace } from '@opentelemetry/api';
 import { withQuota } from '@quotakit/llm-wrapper';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HI, openaiClient, testEngine } from './helpers.js';
-import { type RecordedSpan, recordingTracerProvider } from './recording-tracer.js';
-import { OPENAI_USAGE, type StandInProvider, startStandIn } from './stand-in/index.js';
+import { recordSpansForFile } from './recording-tracer.js';
+import { failingWith, OPENAI_USAGE, standInForFile } from './stand-in/index.js';
 
-let standIn: StandInProvider;
-const spans: RecordedSpan[] = [];
-beforeAll(async () => {
-  standIn = await startStandIn();
-  trace.setGlobalTracerProvider(recordingTracerProvider(spans));
-});
-afterAll(async () => {
-  trace.disable();
-  await standIn.close();
-});
+const standIn = await standInForFile();
+const spans = recordSpansForFile();
 
 describe('telemetry', () => {
   it('records one quota.llm_call span per call with GenAI and quota attributes, no text', async () => {
@@ -66,7 +57,7 @@ describe('telemetry', () => {
     });
     spans.length = 0;
     await roomy.chat.completions
-      .create({ model: 'gpt-4o', messages: HI }, { headers: { 'x-stand-in-status': '500' } })
+      .create({ model: 'gpt-4o', messages: HI }, failingWith(500))
       .catch(() => undefined);
     const [failed] = spans.filter((span) => span.name === 'quota.llm_call');
     expect(failed?.attributes['error.type']).toBe('500');

@@ -23,6 +23,16 @@ export const DEFAULT_RULES: QuotaEngineOptions['defaults'] = {
   llm_tokens: { limit: 100_000, period: 'per_day' },
 };
 
+/** Rules of a single daily limit of `limit` tokens. */
+export function tokensPerDay(limit: number): QuotaEngineOptions['defaults'] {
+  return { llm_tokens: { limit, period: 'per_day' } };
+}
+
+/** Records `amount` tokens as already used by SUBJECT today, as earlier calls would have. */
+export async function spendTokens(engine: QuotaEngine, amount: number): Promise<void> {
+  await engine.recordUsage({ ...SUBJECT, resource: 'llm_tokens', amount });
+}
+
 /** The fast estimate (a quarter of the characters, rounded up) that the tests configure. */
 export const fastTokens = (text: string) => Math.ceil(text.length / 4);
 /** What the middleware estimates for a prompt of one user message: the text + 4 of framing. */
