@@ -18,11 +18,12 @@ import {
   formatOps,
   inFlightSample,
   median,
+  OPS_PER_SAMPLE,
   type PairedCase,
   printPairedTable,
   printTable,
+  runAlternating,
   runInFlight,
-  runPaired,
 } from './harness.js';
 
 const HUGE = 1e9;
@@ -136,7 +137,7 @@ async function ledgerCost(store: PostgresStore, options: BenchOptions): Promise<
         refused('consume');
       }
     }, IN_FLIGHT);
-  const results = await runPaired(
+  const results = await runAlternating(
     [
       {
         name: `consume · 1 subject · ${IN_FLIGHT} in flight: ledger row in the transaction (quotakit) vs ledger: false (peer column)`,
@@ -145,8 +146,6 @@ async function ledgerCost(store: PostgresStore, options: BenchOptions): Promise<
       },
     ],
     options,
-    undefined,
-    { timedOnly: true },
   );
   printPairedTable(results, 'ledger: false');
 }
@@ -247,11 +246,12 @@ async function run(options: BenchOptions): Promise<void> {
     console.log(
       `\nThroughput on PostgreSQL ${DATABASE_URL.replace(/\/\/[^@]*@/, '//')}: operations per ` +
         `second with 1 and ${IN_FLIGHT} in flight, a pool of ${POOL_SIZE} connections per side; ` +
-        `median of ${options.rounds} rounds (tinybench time ${options.timeMs} ms, warm-up ` +
-        `${options.warmupMs} ms per side and round)`,
+        `median of ${options.rounds} rounds (${options.timeMs} ms per side and round, the ` +
+        `sides taking turns ${OPS_PER_SAMPLE.toLocaleString('en-US')} operations at a time, ` +
+        `after ${options.warmupMs} ms of warm-up)`,
     );
     const cases = await consumeCases(engine, limiter, ids);
-    printPairedTable(await runPaired(cases, options, undefined, { timedOnly: true }), PEER);
+    printPairedTable(await runAlternating(cases, options), PEER);
     console.log('\nWhat the usage ledger costs on the consume path (same store, same run)');
     await ledgerCost(store, options);
     console.log('\nUsage ledger ingestion');

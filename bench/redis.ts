@@ -15,10 +15,11 @@ import {
   type BenchOptions,
   type BenchSuite,
   inFlightSample,
+  OPS_PER_SAMPLE,
   type PairedCase,
   printPairedTable,
+  runAlternating,
   runInFlight,
-  runPaired,
 } from './harness.js';
 
 // Never reached in a run (well under 1e8 operations), and within the range of real limits.
@@ -195,11 +196,12 @@ async function run(options: BenchOptions): Promise<void> {
     const ids = Array.from({ length: options.subjects }, (_, i) => `user-${i}`);
     console.log(
       `\nThroughput on Redis ${REDIS_URL}: operations per second with 1 and ${IN_FLIGHT} in ` +
-        `flight; median of ${options.rounds} rounds (tinybench time ${options.timeMs} ms, ` +
-        `warm-up ${options.warmupMs} ms per side and round)`,
+        `flight; median of ${options.rounds} rounds (${options.timeMs} ms per side and round, ` +
+        `the sides taking turns ${OPS_PER_SAMPLE.toLocaleString('en-US')} operations at a ` +
+        `time, after ${options.warmupMs} ms of warm-up)`,
     );
     const cases = await buildCases(sides, ids);
-    const results = await runPaired(cases, options, undefined, { timedOnly: true });
+    const results = await runAlternating(cases, options);
     printPairedTable(results, PEER);
   } finally {
     for (const engine of engines) await engine.close();

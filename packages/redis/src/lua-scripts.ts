@@ -21,8 +21,8 @@ function script(name: string, source: string): LuaScript {
  * index: only asked when both share a slot).
  */
 const HEAD = `
-local now = tonumber(ARGV[1])
-local INF = math.huge
+local now = ARGV[1] + 0
+local INF = 1 / 0
 local EXACT = 9007199254740992
 -- Expired reservations returned per call at most: a backlog drains over the next calls
 -- instead of blocking Redis in one.
@@ -30,11 +30,12 @@ local SWEEP_LIMIT = 100
 `;
 
 /**
- * A counter is a hash { v = value, e = expiresAt (absent: never) }. Values are kept as strings
- * of 17 significant digits, which give back exactly the double that was stored, and leave Lua
- * as integers when they are whole (exact below 2^53) or as those strings otherwise: Redis would
- * truncate a Lua number to an integer. So 0.1 + 0.2 stays 0.30000000000000004, as in
- * MemoryStore.
+ * A counter is a hash { v = value, e = expiresAt (absent: never), h = 1 once a reservation has
+ * held an amount in it (see {@link CONSUME_ONE_SCRIPT}) }. Values are kept as strings of 17
+ * significant digits, which give back exactly the double that was stored (Redis writes a Lua
+ * number passed to a command that way, or shorter and as exact), and leave Lua as integers
+ * when they are whole (exact below 2^53) or as those strings otherwise: Redis would truncate a
+ * Lua number to an integer. So 0.1 + 0.2 stays 0.30000000000000004, as in MemoryStore.
  */
 const HELPERS = `
 local function fmt(x)
@@ -196,6 +197,8 @@ if record then
   local held, keep = {}, ttl
   for i = 1, n do
     if tonumber(ARGV[2 + 2 * i]) > 0 then
+      -- Marks the counter: CONSUME_ONE_SCRIPT then sweeps before reading it.
+      redis.call('HSET', KEYS[i + 1], 'h', 1)
       held[#held + 1] = KEYS[i + 1]
       held[#held + 1] = ARGV[2 + 2 * i]
       local counterTtl = tonumber(ARGV[3 + 2 * i])
@@ -223,8 +226,14 @@ return reply(1)
  * The common consume, for a fraction of {@link CONSUME_SCRIPT}'s work in Redis: one counter, no
  * hold, and limits on that counter's own value only (fixed windows and totals, not a sliding
  * window's previous one). Same counter, same checks, same writes, as if CONSUME_SCRIPT had run;
- * only cheaper, because its hot path defines no Lua function (each is a new closure per call),
- * builds no table and usually replies with one integer.
+ * only cheaper, because its hot path makes two calls into Redis (HMGET, HSET), defines no Lua
+ * function (each is a new closure per call), builds no table and usually replies with one
+ * integer.
+ *
+ * It sweeps expired reservations only when its counter is marked as having held one (field
+ * `h`): no other reservation can have added to the counter, so none can be due back to it.
+ * Asking whether the index exists on every call instead cost a quarter of the script's time
+ * in Redis with a call at a time. The general scripts still sweep whenever the index exists.
  *
  * KEYS: the reservation index, the counter. ARGV: now, count flag, amount, ttl ('' for
  * forever), the tightest limit on the counter ('' for none: a counter only under shadow rules).
@@ -236,38 +245,46 @@ return reply(1)
 export const CONSUME_ONE_SCRIPT = script(
   'consume',
   `${HEAD}
-if redis.call('EXISTS', KEYS[1]) == 1 then
+-- Arithmetic on a numeric string converts it inside Lua's VM, where tonumber() and math.max()
+-- are library calls: this script's hot path makes none, which measured a tenth of its time in
+-- Redis when called one at a time (with cold caches).
+local key = KEYS[2]
+local amount = ARGV[3] + 0
+local f = redis.call('HMGET', key, 'v', 'e', 'h')
+if f[3] then
 ${HELPERS}
 ${SWEEP}
+  f = redis.call('HMGET', key, 'v', 'e')
 end
 
-local key = KEYS[2]
-local amount = tonumber(ARGV[3])
 -- HELPERS' lookup, inlined: value 0 and expiry false when absent or expired.
-local f = redis.call('HMGET', key, 'v', 'e')
 local v, e = 0, false
 if f[1] then
   e = INF
-  if f[2] then e = tonumber(f[2]) end
-  if e <= now then e = false else v = tonumber(f[1]) end
+  if f[2] then e = f[2] + 0 end
+  if e <= now then e = false else v = f[1] + 0 end
 end
 
 -- HELPERS' fits, inlined.
 local admitted = true
 local limit = ARGV[5]
 if limit ~= '' then
-  limit = tonumber(limit)
-  admitted = v + amount <= limit + 1e-9 * math.max(limit, 1)
+  limit = limit + 0
+  local scale = limit
+  if scale < 1 then scale = 1 end
+  admitted = v + amount <= limit + 1e-9 * scale
 end
 
 -- HELPERS' add and setExpiry, inlined.
 if admitted and amount ~= 0 then
   local expiresAt = INF
-  if ARGV[4] ~= '' then expiresAt = now + tonumber(ARGV[4]) end
+  if ARGV[4] ~= '' then expiresAt = now + ARGV[4] end
   if e then
-    redis.call('HSET', key, 'v', string.format('%.17g', math.max(0, v + amount)))
+    local total = v + amount
+    if total < 0 then total = 0 end
+    redis.call('HSET', key, 'v', total)
   elseif amount > 0 then
-    redis.call('HSET', key, 'v', string.format('%.17g', amount))
+    redis.call('HSET', key, 'v', amount)
     -- A new counter takes the expiry, whatever it is.
     e = -INF
   end
@@ -276,7 +293,7 @@ if admitted and amount ~= 0 then
       redis.call('HDEL', key, 'e')
       redis.call('PERSIST', key)
     else
-      redis.call('HSET', key, 'e', string.format('%.17g', expiresAt))
+      redis.call('HSET', key, 'e', expiresAt)
       redis.call('PEXPIRE', key, math.max(1, math.ceil(expiresAt - now)))
     end
   end

@@ -132,7 +132,7 @@ export class RedisStore implements QuotaStore {
   constructor(options: RedisStoreOptions) {
     const resolved = resolveRedisStoreOptions(options);
     this.timeoutMs = resolved.timeoutMs;
-    this.#runner = new ScriptRunner(resolved.client, resolved.timeoutMs);
+    this.#runner = new ScriptRunner(resolved.client, resolved.timeoutMs, resolved.writeBatchSize);
     this.#layout = new KeyLayout(resolved.prefix, resolved.shardBy);
     this.#insurance = resolved.insurance;
     this.#shardBy = resolved.shardBy;

@@ -3,6 +3,7 @@ import { AvailabilityGate, type Passage } from './availability-gate.js';
 import type { LuaScript } from './lua-scripts.js';
 import type { RedisScriptClient } from './redis-client.js';
 import { type Expiring, TimeoutQueue } from './timeout-queue.js';
+import { WriteBatcher } from './write-batcher.js';
 
 /**
  * Redis could not be asked or did not answer: the cases in which RedisStore turns to its
@@ -20,6 +21,7 @@ interface RunnerParts {
   readonly gate: AvailabilityGate;
   readonly timeouts: TimeoutQueue;
   readonly timeoutMs: number;
+  readonly batcher: WriteBatcher;
 }
 
 /** Turns a reply into the call's result; `context` is whatever the caller passed with it. */
@@ -34,12 +36,14 @@ const asIs: ReplyDecoder<unknown, undefined> = (reply) => reply;
 export class ScriptRunner {
   readonly #parts: RunnerParts;
 
-  constructor(client: RedisScriptClient, timeoutMs: number) {
+  /** @param writeBatchSize See {@link WriteBatcher}: calls of one tick written together. */
+  constructor(client: RedisScriptClient, timeoutMs: number, writeBatchSize: number) {
     this.#parts = {
       client,
       gate: new AvailabilityGate(client),
       timeouts: new TimeoutQueue(timeoutMs),
       timeoutMs,
+      batcher: new WriteBatcher(writeBatchSize),
     };
   }
 
@@ -133,6 +137,7 @@ class ScriptCall<T, C> implements Expiring {
         }
       },
     );
+    this.#parts.batcher.written(client);
   }
 
   expire(): void {

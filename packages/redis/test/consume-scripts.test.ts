@@ -194,6 +194,28 @@ describeWithRedis('RedisStore consume scripts', () => {
     });
   });
 
+  it('returns an expired reservation to each counter it held, whichever one is consumed next', async () => {
+    const store = new RedisStore({ client, prefix, timeoutMs: 10_000 });
+    const [a, b, untouched] = keys('a', 'b', 'untouched');
+    const limits = [{ counter: 0, limit: 5 }];
+    await consume(store, [counter(a!, 5), counter(b!, 5)], [], {
+      hold: { id: `two-counters-${run}`, ttlMs: 1_000 },
+    });
+    // A counter no reservation ever held is not swept for, and is not affected either.
+    expect(await consume(store, [counter(untouched!, 1)], limits, { now: NOW + 1_000 })).toEqual({
+      allowed: true,
+      values: [0],
+    });
+    expect(await consume(store, [counter(b!, 5)], limits, { now: NOW + 1_000 })).toEqual({
+      allowed: true,
+      values: [0],
+    });
+    expect(await consume(store, [counter(a!, 5)], limits, { now: NOW + 1_000 })).toEqual({
+      allowed: true,
+      values: [0],
+    });
+  });
+
   it('falls back to EVAL once when Redis has lost the one-counter script', async () => {
     const { scriptClient, sent, forgotten } = watched(client);
     const store = new RedisStore({ client: scriptClient, prefix, timeoutMs: 10_000 });

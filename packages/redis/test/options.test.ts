@@ -18,6 +18,9 @@ describe('RedisStore options', () => {
     [{ client, insurance: {} }, /insurance: must be a quota store/],
     [{ client, shardBy: 'agent' }, /shardBy: must be 'tenant' or 'user'/],
     [{ client, overrideHintMs: -1 }, /overrideHintMs/],
+    [{ client, writeBatchSize: 0 }, /writeBatchSize: must be a whole number from 1 to 1000/],
+    [{ client, writeBatchSize: 2.5 }, /writeBatchSize/],
+    [{ client, writeBatchSize: 1_001 }, /writeBatchSize/],
   ])('refuses %j at construction', (options, message) => {
     expect(() => new RedisStore(options as unknown as RedisStoreOptions)).toThrow(QuotaConfigError);
     expect(() => new RedisStore(options as unknown as RedisStoreOptions)).toThrow(message);
