@@ -35,7 +35,7 @@ const WINDOW_MS = 60_000;
 // Many short rounds rather than a few long ones: the machine's speed drifts within seconds, and
 // the median of six alternating rounds moves less than that of two.
 const HTTP_SECONDS = 1;
-const HTTP_ROUNDS = 6;
+const HTTP_ROUNDS = 8;
 const CONNECTIONS = 10;
 
 const engine = () =>
@@ -302,6 +302,28 @@ async function httpSection(): Promise<void> {
       false,
       true,
       true,
+      true,
+      true,
+    ]);
+    // Each round measures a middleware and its peer one after the other: their ratio within a
+    // round is taken seconds apart, where the medians above can come from minutes apart.
+    const pairs = [
+      ['Express', '@quotakit/express quota()', 'express-rate-limit'],
+      ['Hono', '@quotakit/hono quota()', 'hono-rate-limiter'],
+    ] as const;
+    const ratioRows = pairs.map(([framework, ours, peer]) => {
+      const oursByRound = rps.get(`${framework} · ${ours}`)!;
+      const peerByRound = rps.get(`${framework} · ${peer}`)!;
+      const ratios = oursByRound.map((value, round) => value / peerByRound[round]!);
+      return [
+        `${ours} / ${peer}`,
+        `${median(ratios).toFixed(2)}x`,
+        `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`,
+      ];
+    });
+    console.log('\nRequests per second against the peer, round by round');
+    printTable(['middleware / peer', 'median of rounds', 'range (rounds)'], ratioRows, [
+      false,
       true,
       true,
     ]);

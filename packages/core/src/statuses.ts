@@ -99,6 +99,26 @@ export function formatAmount(amount: number): string {
   return text;
 }
 
+/** Most limits whose text is remembered; past it the memory starts over (limits are few). */
+const MAX_LIMIT_TEXTS = 1_000;
+const limitTexts = new Map<number, string>();
+
+/**
+ * {@link formatAmount} of a rule's limit, remembered: every message repeats the limits of the
+ * few rules there are, while the remaining amounts beside them change with every call (and
+ * would push a limit out of formatAmount's single remembered value).
+ */
+function formatLimit(limit: number): string {
+  if (limit <= 0x7fffffff && limit >= -0x80000000 && Number.isInteger(limit)) return String(limit);
+  let text = limitTexts.get(limit);
+  if (text === undefined) {
+    if (limitTexts.size >= MAX_LIMIT_TEXTS) limitTexts.clear();
+    text = formatAmount(limit);
+    limitTexts.set(limit, text);
+  }
+  return text;
+}
+
 /**
  * The human-readable message of a decision, exactly as the design fixes it, e.g.
  * `Quota exceeded for llm_tokens. Limit: 1000000, cannot proceed.` or
@@ -115,9 +135,9 @@ export function quotaMessage(
   }
   if (limit === null) return `Quota OK for ${resource}. Remaining: unlimited`;
   if (status === 'exceeded') {
-    return `Quota exceeded for ${resource}. Limit: ${formatAmount(limit)}, cannot proceed.`;
+    return `Quota exceeded for ${resource}. Limit: ${formatLimit(limit)}, cannot proceed.`;
   }
-  const tail = `${resource}. Remaining: ${formatAmount(remaining ?? 0)}/${formatAmount(limit)}`;
+  const tail = `${resource}. Remaining: ${formatAmount(remaining ?? 0)}/${formatLimit(limit)}`;
   if (status === 'at_limit') return `Quota at limit for ${tail}`;
   if (status === 'approaching_limit') return `Quota approaching limit for ${tail}`;
   return `Quota OK for ${tail}`;

@@ -137,7 +137,9 @@ class ScriptCall<T, C> implements Expiring {
         }
       },
     );
-    this.#parts.batcher.written(client);
+    // This call is in the queue already: more than one means others are in flight, and more
+    // calls are likely to follow in this tick.
+    this.#parts.batcher.written(client, this.#parts.timeouts.size > 1);
   }
 
   expire(): void {

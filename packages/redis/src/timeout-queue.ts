@@ -33,6 +33,14 @@ export class TimeoutQueue {
     this.#timeoutMs = timeoutMs;
   }
 
+  /**
+   * Calls watched: those waiting, and settled ones not yet forgotten behind an older one still
+   * waiting. About the number of calls in flight.
+   */
+  get size(): number {
+    return this.#size;
+  }
+
   /** The deadline of a call that starts now. */
   deadline(): number {
     return performance.now() + this.#timeoutMs;

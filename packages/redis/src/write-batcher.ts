@@ -12,7 +12,8 @@ interface CorkableStream {
  * together, and Redis reads them one by one too.
  *
  * The first call of a tick is written at once, as without batching: a lone call waits for
- * nothing. Later calls of the same tick are held (`cork()`, Node's own buffering of a
+ * nothing, and while no other call is in flight (one request at a time) nothing is held at
+ * all, which costs nothing. Later calls of the same tick are held (`cork()`, Node's own buffering of a
  * stream's writes) and written `size` at a time, and whatever is held when the tick ends
  * goes out then (`process.nextTick`). Small batches, not one per tick, so that Redis starts
  * on the first while the process still sends the rest: a whole tick in one write measured
@@ -34,8 +35,11 @@ export class WriteBatcher {
     this.#size = size;
   }
 
-  /** Called just after a command was handed to `client`. */
-  written(client: object): void {
+  /**
+   * Called just after a command was handed to `client`; `othersInFlight` when other calls
+   * still wait for their answers.
+   */
+  written(client: object, othersInFlight: boolean): void {
     if (this.#size <= 1) return;
     const corked = this.#corked;
     if (corked !== undefined && corked === (client as { stream?: unknown }).stream) {
@@ -47,6 +51,7 @@ export class WriteBatcher {
       }
       return;
     }
+    if (!othersInFlight) return;
     const stream = (client as { stream?: Partial<CorkableStream> }).stream;
     if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return;
     // Still held from this tick on a socket that has since been replaced (a reconnect):

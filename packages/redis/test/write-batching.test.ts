@@ -68,21 +68,40 @@ describeWithRedis('RedisStore write batching', () => {
     for (const client of clients) client.disconnect();
   });
 
-  it('writes the first call of a tick at once and holds the later ones for the batch', async () => {
+  it('holds nothing while calls come one at a time', async () => {
+    const client = await freshClient();
+    const store = new RedisStore({ client, prefix, timeoutMs: 10_000 });
+    run += 1;
+    for (let i = 0; i < 3; i++) {
+      const outcome = consumeOne(store, `batch|${run}`);
+      expect(client.stream.writableLength).toBe(0);
+      expect(client.stream.writableCorked).toBe(0);
+      expect(await outcome).toEqual({ allowed: true, values: [i] });
+    }
+  });
+
+  it('holds the calls that follow others in flight in the same tick, until the tick ends', async () => {
     const client = await freshClient();
     const store = new RedisStore({ client, prefix, timeoutMs: 10_000 });
     run += 1;
     const first = consumeOne(store, `batch|${run}|a`);
-    expect(client.stream.writableLength).toBe(0);
     const second = consumeOne(store, `batch|${run}|b`);
+    // Both written at once: the second, with the first in flight, starts holding the rest.
+    expect(client.stream.writableLength).toBe(0);
+    const third = consumeOne(store, `batch|${run}|c`);
     expect(client.stream.writableLength).toBeGreaterThan(0);
-    expect(await first).toEqual({ allowed: true, values: [0] });
-    expect(await second).toEqual({ allowed: true, values: [0] });
+    expect(await Promise.all([first, second, third])).toEqual([
+      { allowed: true, values: [0] },
+      { allowed: true, values: [0] },
+      { allowed: true, values: [0] },
+    ]);
     expect(client.stream.writableLength).toBe(0);
   });
 
   it.each([
-    [8, 1 + Math.ceil((CALLS - 1) / 8)],
+    // Two written at once (the second finds the first in flight and starts the batch), then
+    // the other 62 eight at a time, the last 6 when the tick ends.
+    [8, 2 + Math.ceil((CALLS - 2) / 8)],
     [1, CALLS],
   ])(
     'with writeBatchSize %i, sends %i socket writes for 64 calls made in one tick, each answered',
