@@ -104,16 +104,21 @@ export async function runInFlight(
   await Promise.all(Array.from({ length: inFlight }, worker));
 }
 
+/** Measures both sides of one case in one round: ops/s per side. */
+type CaseMeasurer = (
+  pairedCase: PairedCase,
+  order: readonly Side[],
+) => Promise<Record<Side, number>>;
+
 /**
- * Runs every case for `options.rounds` rounds. Each round gives each case a fresh tinybench
- * Bench holding both sides (warm-up of both, then both measured), quotakit first in even rounds
- * and the peer first in odd ones. A round's ops/s is total operations / total measured time
- * (so garbage-collection pauses count). Networked suites use {@link runAlternating}.
+ * Runs every case for `options.rounds` rounds through `measureCase`, quotakit first in even
+ * rounds and the peer first in odd ones, and logs each round.
  */
-export async function runPaired(
+async function inRounds(
   cases: readonly PairedCase[],
   options: BenchOptions,
-  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  log: (line: string) => void,
+  measureCase: CaseMeasurer,
 ): Promise<PairedResult[]> {
   const results = cases.map((c) => ({
     name: c.name,
@@ -124,28 +129,48 @@ export async function runPaired(
     const order: readonly Side[] = round % 2 === 0 ? ['quotakit', 'peer'] : ['peer', 'quotakit'];
     const started = performance.now();
     for (let i = 0; i < cases.length; i++) {
-      const pairedCase = cases[i]!;
-      const bench = new Bench({
-        name: pairedCase.name,
-        time: options.timeMs,
-        warmup: true,
-        warmupTime: options.warmupMs,
-        throws: true,
-      });
-      for (const side of order) bench.add(side, pairedCase[side]);
-      await bench.run();
-      for (const side of order) {
-        const result = bench.getTask(side)?.result;
-        if (result === undefined || result.error !== undefined || !(result.period > 0)) {
-          throw new Error(`${pairedCase.name} / ${side}: no result`, { cause: result?.error });
-        }
-        results[i]![side].push((OPS_PER_SAMPLE * 1000) / result.period);
-      }
+      const opsPerSecond = await measureCase(cases[i]!, order);
+      for (const side of order) results[i]![side].push(opsPerSecond[side]);
     }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     log(`  round ${round + 1}/${options.rounds} (${order.join(' first, then ')}) ${seconds} s`);
   }
   return results;
+}
+
+const logToStderr = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * Runs every case for `options.rounds` rounds. Each round gives each case a fresh tinybench
+ * Bench holding both sides (warm-up of both, then both measured), quotakit first in even rounds
+ * and the peer first in odd ones. A round's ops/s is total operations / total measured time
+ * (so garbage-collection pauses count). Networked suites use {@link runAlternating}.
+ */
+export function runPaired(
+  cases: readonly PairedCase[],
+  options: BenchOptions,
+  log: (line: string) => void = logToStderr,
+): Promise<PairedResult[]> {
+  return inRounds(cases, options, log, async (pairedCase, order) => {
+    const bench = new Bench({
+      name: pairedCase.name,
+      time: options.timeMs,
+      warmup: true,
+      warmupTime: options.warmupMs,
+      throws: true,
+    });
+    for (const side of order) bench.add(side, pairedCase[side]);
+    await bench.run();
+    const opsPerSecond = { quotakit: 0, peer: 0 };
+    for (const side of order) {
+      const result = bench.getTask(side)?.result;
+      if (result === undefined || result.error !== undefined || !(result.period > 0)) {
+        throw new Error(`${pairedCase.name} / ${side}: no result`, { cause: result?.error });
+      }
+      opsPerSecond[side] = (OPS_PER_SAMPLE * 1000) / result.period;
+    }
+    return opsPerSecond;
+  });
 }
 
 /**
@@ -157,44 +182,32 @@ export async function runPaired(
  * by a quarter within seconds, and a side measured during a slow second lost a round it would
  * have won a second later.
  */
-export async function runAlternating(
+export function runAlternating(
   cases: readonly PairedCase[],
   options: BenchOptions,
-  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  log: (line: string) => void = logToStderr,
 ): Promise<PairedResult[]> {
-  const results = cases.map((c) => ({
-    name: c.name,
-    quotakit: [] as number[],
-    peer: [] as number[],
-  }));
-  for (let round = 0; round < options.rounds; round++) {
-    const order: readonly Side[] = round % 2 === 0 ? ['quotakit', 'peer'] : ['peer', 'quotakit'];
-    const started = performance.now();
-    for (let i = 0; i < cases.length; i++) {
-      const pairedCase = cases[i]!;
-      const warmUntil = performance.now() + options.warmupMs;
-      while (performance.now() < warmUntil) {
-        for (const side of order) await pairedCase[side]();
-      }
-      const spentMs = { quotakit: 0, peer: 0 };
-      const samples = { quotakit: 0, peer: 0 };
-      // Bounded: a sample takes well under timeMs, and every turn adds to both sides.
-      while (spentMs.quotakit < options.timeMs || spentMs.peer < options.timeMs) {
-        for (const side of order) {
-          const sampleStarted = performance.now();
-          await pairedCase[side]();
-          spentMs[side] += performance.now() - sampleStarted;
-          samples[side] += 1;
-        }
-      }
+  return inRounds(cases, options, log, async (pairedCase, order) => {
+    const warmUntil = performance.now() + options.warmupMs;
+    while (performance.now() < warmUntil) {
+      for (const side of order) await pairedCase[side]();
+    }
+    const spentMs = { quotakit: 0, peer: 0 };
+    const samples = { quotakit: 0, peer: 0 };
+    // Bounded: a sample takes well under timeMs, and every turn adds to both sides.
+    while (spentMs.quotakit < options.timeMs || spentMs.peer < options.timeMs) {
       for (const side of order) {
-        results[i]![side].push((samples[side] * OPS_PER_SAMPLE * 1000) / spentMs[side]);
+        const sampleStarted = performance.now();
+        await pairedCase[side]();
+        spentMs[side] += performance.now() - sampleStarted;
+        samples[side] += 1;
       }
     }
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    log(`  round ${round + 1}/${options.rounds} (${order.join(' first, then ')}) ${seconds} s`);
-  }
-  return results;
+    return {
+      quotakit: (samples.quotakit * OPS_PER_SAMPLE * 1000) / spentMs.quotakit,
+      peer: (samples.peer * OPS_PER_SAMPLE * 1000) / spentMs.peer,
+    };
+  });
 }
 
 export function median(values: readonly number[]): number {
