@@ -33,7 +33,7 @@ const HUGE = 1e9;
 const WINDOW_MS = 60_000;
 /** autocannon: seconds per config and round, rounds, connections. */
 // Many short rounds rather than a few long ones: the machine's speed drifts within seconds, and
-// the median of six alternating rounds moves less than that of two.
+// the median of eight alternating rounds moves less than that of two.
 const HTTP_SECONDS = 1;
 const HTTP_ROUNDS = 8;
 const CONNECTIONS = 10;

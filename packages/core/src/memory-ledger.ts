@@ -45,9 +45,8 @@ const OPTIONAL_FIELDS = [
  * Events are kept in two long-lived arrays, not as a hundred thousand objects for the garbage
  * collector to walk on every collection: a Float64Array of numbers and an array of references
  * (strings, metadata), each event's entries side by side. Side by side, so that recording an
- * event touches two or three cache lines: recorded once per request on a busy server, between
- * requests that leave the caches cold, an event spread over a dozen columns cost several
- * microseconds.
+ * event touches two or three cache lines rather than a dozen columns: it happens once per
+ * request, between requests that leave the caches cold.
  *
  * @example
  * const engine = createQuotaEngine({ ledger: new MemoryLedger({ maxEvents: 1_000_000 }) });

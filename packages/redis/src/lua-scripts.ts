@@ -232,7 +232,7 @@ return reply(1)
  *
  * It sweeps expired reservations only when its counter is marked as having held one (field
  * `h`): no other reservation can have added to the counter, so none can be due back to it.
- * Asking whether the index exists on every call instead cost a quarter of the script's time
+ * Asking whether the index exists on every call instead cost an eighth of the script's time
  * in Redis with a call at a time. The general scripts still sweep whenever the index exists.
  *
  * KEYS: the reservation index, the counter. ARGV: now, count flag, amount, ttl ('' for

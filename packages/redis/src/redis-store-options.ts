@@ -50,9 +50,13 @@ export interface RedisStoreOptions {
    * With an ioredis `Redis` client, the script calls made in the same tick after the first
    * (many, on a busy server: each reply resumes many requests at once) are written to the
    * socket this many at a time rather than one system call each, while other calls are in
-   * flight; the first, and any call made while none is in flight, is written at once. Commands of your own sent on the same client in that tick wait with the batch,
-   * at most until the tick ends. `1` writes every call at once. No effect on a `Cluster`.
-   * Defaults to `8`.
+   * flight; the first, and any call made while none is in flight, is written at once.
+   * Commands of your own sent on the same client in that tick wait with the batch, at most
+   * until the tick ends. `1` writes every call at once. No effect on a `Cluster`. Defaults to
+   * `8`.
+   *
+   * @example
+   * new RedisStore({ client: new Redis(), writeBatchSize: 16 });
    */
   writeBatchSize?: number;
 }
