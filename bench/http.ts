@@ -257,17 +257,24 @@ async function startServers(): Promise<{ targets: Target[]; close: () => Promise
   return { targets, close };
 }
 
-async function load(url: string, seconds: number): Promise<autocannon.Result> {
+/** One autocannon run, and the servers' main-thread time per request while it ran. */
+async function load(
+  url: string,
+  seconds: number,
+): Promise<{ result: autocannon.Result; mainThreadUs: number }> {
+  // autocannon runs in a worker thread: the main thread's activity is the servers' alone.
+  const before = performance.eventLoopUtilization();
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
     duration: seconds,
     workers: 1,
   });
+  const used = performance.eventLoopUtilization(before);
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx answers, ${result.errors} errors`);
   }
-  return result;
+  return { result, mainThreadUs: (used.active * 1000) / result.requests.total };
 }
 
 async function httpSection(): Promise<void> {
@@ -276,12 +283,14 @@ async function httpSection(): Promise<void> {
     for (const target of targets) await load(target.url, 1); // warm-up, not counted
     const rps = new Map(targets.map((t) => [t.name, [] as number[]]));
     const p99 = new Map(targets.map((t) => [t.name, [] as number[]]));
+    const mainThread = new Map(targets.map((t) => [t.name, [] as number[]]));
     for (let round = 0; round < HTTP_ROUNDS; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const target of order) {
-        const result = await load(target.url, HTTP_SECONDS);
+        const { result, mainThreadUs } = await load(target.url, HTTP_SECONDS);
         rps.get(target.name)!.push(result.requests.average);
         p99.get(target.name)!.push(result.latency.p99);
+        mainThread.get(target.name)!.push(mainThreadUs);
       }
       process.stderr.write(`  http: round ${round + 1}/${HTTP_ROUNDS}\n`);
     }
@@ -296,15 +305,14 @@ async function httpSection(): Promise<void> {
         `${Math.round(Math.min(...rps.get(name)!)).toLocaleString('en-US')}–` +
           Math.round(Math.max(...rps.get(name)!)).toLocaleString('en-US'),
         median(p99.get(name)!).toFixed(1),
+        median(mainThread.get(name)!).toFixed(1),
       ];
     });
-    printTable(['app', 'requests/s', 'of bare', 'range (rounds)', 'p99 ms'], rows, [
-      false,
-      true,
-      true,
-      true,
-      true,
-    ]);
+    printTable(
+      ['app', 'requests/s', 'of bare', 'range (rounds)', 'p99 ms', 'main-thread µs/request'],
+      rows,
+      [false, true, true, true, true, true],
+    );
     // Each round measures a middleware and its peer one after the other: their ratio within a
     // round is taken seconds apart, where the medians above can come from minutes apart.
     const pairs = [
@@ -315,18 +323,30 @@ async function httpSection(): Promise<void> {
       const oursByRound = rps.get(`${framework} · ${ours}`)!;
       const peerByRound = rps.get(`${framework} · ${peer}`)!;
       const ratios = oursByRound.map((value, round) => value / peerByRound[round]!);
+      // What the middleware adds to the server's own time per request, over the bare app.
+      const bare = median(mainThread.get(`${framework} · bare`)!);
+      const added = (name: string) =>
+        (median(mainThread.get(`${framework} · ${name}`)!) - bare).toFixed(1);
       return [
         `${ours} / ${peer}`,
         `${median(ratios).toFixed(2)}x`,
         `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`,
+        `${added(ours)} / ${added(peer)}`,
       ];
     });
-    console.log('\nRequests per second against the peer, round by round');
-    printTable(['middleware / peer', 'median of rounds', 'range (rounds)'], ratioRows, [
-      false,
-      true,
-      true,
-    ]);
+    console.log(
+      '\nAgainst the peer: requests per second round by round, main-thread time per request',
+    );
+    printTable(
+      [
+        'middleware / peer',
+        'requests/s, median of rounds',
+        'range (rounds)',
+        'main-thread µs/request above bare',
+      ],
+      ratioRows,
+      [false, true, true, true],
+    );
   } finally {
     await close();
   }
