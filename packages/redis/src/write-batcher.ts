@@ -13,9 +13,9 @@ interface CorkableStream {
  *
  * The first call of a tick is written at once, as without batching: a lone call waits for
  * nothing, and while no other call is in flight (one request at a time) nothing is held at
- * all, which costs nothing. Later calls of the same tick are held (`cork()`, Node's own buffering of a
- * stream's writes) and written `size` at a time, and whatever is held when the tick ends
- * goes out then (`process.nextTick`). Small batches, not one per tick, so that Redis starts
+ * all, which costs nothing. Later calls of the same tick are held (`cork()`, Node's own
+ * buffering of a stream's writes) and written `size` at a time, and whatever is held when the
+ * tick ends goes out then (`process.nextTick`). Small batches, not one per tick, so that Redis starts
  * on the first while the process still sends the rest: a whole tick in one write measured
  * slower than none here, the two processes taking turns instead of working side by side.
  *
