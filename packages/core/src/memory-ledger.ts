@@ -134,13 +134,6 @@ export class MemoryLedger implements UsageLedger {
   async *query(query: UsageQuery): AsyncIterable<UsageEvent> {
     const from = query.from.getTime();
     const to = query.to.getTime();
-    const wanted = [
-      [RESOURCE, query.resource],
-      [USER_ID, query.userId],
-      [AGENT_ID, query.agentId],
-      [TENANT_ID, query.tenantId],
-      [RUN_ID, query.runId],
-    ] as const;
     // A snapshot, so that appends during iteration neither skip nor repeat events.
     const matches: UsageEvent[] = [];
     const numbers = this.#numbers;
@@ -150,9 +143,11 @@ export class MemoryLedger implements UsageLedger {
       const at = numbers[slot * NUMBERS + AT]!;
       if (at < from || at >= to) continue;
       const r = slot * REFERENCES;
-      if (wanted.some(([field, value]) => value !== undefined && references[r + field] !== value)) {
-        continue;
-      }
+      if (query.resource !== undefined && references[r + RESOURCE] !== query.resource) continue;
+      if (query.userId !== undefined && references[r + USER_ID] !== query.userId) continue;
+      if (query.agentId !== undefined && references[r + AGENT_ID] !== query.agentId) continue;
+      if (query.tenantId !== undefined && references[r + TENANT_ID] !== query.tenantId) continue;
+      if (query.runId !== undefined && references[r + RUN_ID] !== query.runId) continue;
       matches.push(this.#event(slot));
     }
     matches.sort((a, b) => a.at.getTime() - b.at.getTime());

@@ -71,6 +71,11 @@ export function statusSeverity(status: QuotaStatus): number {
   }
 }
 
+/** An integer in V8's small-integer range: turned into text fast, with nothing to remember. */
+function isSmallInteger(amount: number): boolean {
+  return amount <= 0x7fffffff && amount >= -0x80000000 && Number.isInteger(amount);
+}
+
 // The last amount formatted the slow way, and its text: messages repeat the same limit on
 // every call, and a large limit (1e12 tokens) costs far more to format than to compare.
 let lastAmount = Number.NaN;
@@ -78,10 +83,7 @@ let lastText = '';
 
 /** Formats an amount for a message: integers as they are, fractions to at most 6 decimals. */
 export function formatAmount(amount: number): string {
-  // Integers in V8's small-integer range are turned into text fast.
-  if (amount <= 0x7fffffff && amount >= -0x80000000 && Number.isInteger(amount)) {
-    return String(amount);
-  }
+  if (isSmallInteger(amount)) return String(amount);
   if (amount === lastAmount) return lastText;
   let text: string;
   if (!Number.isInteger(amount)) {
@@ -109,7 +111,7 @@ const limitTexts = new Map<number, string>();
  * would push a limit out of formatAmount's single remembered value).
  */
 function formatLimit(limit: number): string {
-  if (limit <= 0x7fffffff && limit >= -0x80000000 && Number.isInteger(limit)) return String(limit);
+  if (isSmallInteger(limit)) return String(limit);
   let text = limitTexts.get(limit);
   if (text === undefined) {
     if (limitTexts.size >= MAX_LIMIT_TEXTS) limitTexts.clear();
