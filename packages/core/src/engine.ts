@@ -298,7 +298,7 @@ export class QuotaEngine {
       const now = this.#clock();
       const plan = this.#plan(request.amounts, subject, now, true, runtime);
       let decision: Decision;
-      if (plan.perRequestRefused || plan.counters.length === 0) {
+      if (plan.perRequestRefused || plan.counters.length === 0 || plan.storeUnavailable) {
         decision = await this.#admit(plan, subject, now, undefined);
       } else {
         // #admit's common case, inlined: one async frame less on every networked consume.
@@ -664,6 +664,9 @@ export class QuotaEngine {
     } else if (plan.counters.length === 0) {
       values = NO_VALUES;
       allowed = true;
+    } else if (plan.storeUnavailable) {
+      values = null;
+      allowed = this.#allowedWhenUnknown;
     } else {
       try {
         const request = this.#consumeRequest(plan, subject, now, hold);
@@ -920,6 +923,7 @@ export class QuotaEngine {
     now: number,
   ): Promise<readonly number[] | null> {
     if (plan.counters.length === 0) return NO_VALUES;
+    if (plan.storeUnavailable) return null;
     const request = { now, subject, counters: plan.counters };
     try {
       const outcome: StoreReadResult = this.#sync

@@ -1,5 +1,10 @@
 import type { TimeWindow, WindowCache } from './periods.js';
-import { type RuleBook, type RuntimeRules, SCOPE_FIELDS } from './rule-book.js';
+import {
+  OVERRIDES_UNAVAILABLE,
+  type RuleBook,
+  type RuntimeRules,
+  SCOPE_FIELDS,
+} from './rule-book.js';
 import type { ResolvedRule } from './rules.js';
 import { fitsWithin } from './statuses.js';
 import type { StoreLimit } from './store.js';
@@ -41,6 +46,11 @@ export interface OperationPlan {
   limits: StoreLimit[];
   /** An enforced per_request rule refuses: the store must not be asked to add anything. */
   perRequestRefused: boolean;
+  /**
+   * The store failed to give the subject's run-time overrides for this operation: a decision
+   * is `unknown` at once, without asking the store again (one timeout, not two).
+   */
+  storeUnavailable: boolean;
 }
 
 /**
@@ -66,7 +76,13 @@ export class Planner {
 
   /** Starts an empty plan. */
   begin(): OperationPlan {
-    return { resources: [], counters: [], limits: [], perRequestRefused: false };
+    return {
+      resources: [],
+      counters: [],
+      limits: [],
+      perRequestRefused: false,
+      storeUnavailable: false,
+    };
   }
 
   /**
@@ -82,6 +98,7 @@ export class Planner {
     enforce: boolean,
     runtime: RuntimeRules | null = null,
   ): ResourcePlan {
+    if (runtime === OVERRIDES_UNAVAILABLE) plan.storeUnavailable = true;
     const bound = this.#rules.rulesFor(resource, subject, runtime);
     const rules: RulePlan[] = new Array(bound.length);
     for (let i = 0; i < bound.length; i++) {

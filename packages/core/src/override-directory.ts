@@ -59,7 +59,7 @@ export class OverrideDirectory {
    * The overrides of the subject's ids, listing the store again (one listing at a time,
    * shared by every caller) when the last listing is too old. Undefined when the directory
    * is off or the store holds too many overrides for one: ask id by id. A listing that fails
-   * goes to `onError` and resolves no overrides: the configured rules stay in force.
+   * goes to `onError` and rejects.
    */
   async lookup(subject: Subject, now: number): Promise<readonly StoredOverride[] | undefined> {
     const listed = this.peek(subject, now);
@@ -72,7 +72,7 @@ export class OverrideDirectory {
       await this.#listing;
     } catch (error) {
       this.#onError(error);
-      return NONE;
+      throw error;
     }
     return this.#byId === undefined ? undefined : this.peek(subject, this.#listedAt);
   }

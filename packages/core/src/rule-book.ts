@@ -8,6 +8,14 @@ import type { Subject } from './subject.js';
  */
 export type RuntimeRules = ReadonlyMap<QuotaScope, ReadonlyMap<string, readonly ResolvedRule[]>>;
 
+/**
+ * The run-time overrides of a subject whose store could not give them (it failed or timed
+ * out): no overrides for planning, and a sign that the operation must not wait on the store a
+ * second time. The operation is answered as `unknown` (failureMode) at once, so that it ends
+ * within one store timeout.
+ */
+export const OVERRIDES_UNAVAILABLE: RuntimeRules = new Map();
+
 /** The subject field that holds a scope's id. */
 export const SCOPE_FIELDS: Readonly<Record<Exclude<QuotaScope, 'global'>, keyof Subject>> = {
   user: 'userId',

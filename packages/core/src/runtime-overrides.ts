@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { RESERVED_RESOURCE_NAMES, RESOURCE_NAME_PATTERN, resolveRule } from './config.js';
 import { QuotaConfigError, QuotaStoreError, QuotaValidationError } from './errors.js';
 import { OverrideDirectory } from './override-directory.js';
-import type { RuntimeRules } from './rule-book.js';
+import { OVERRIDES_UNAVAILABLE, type RuntimeRules } from './rule-book.js';
 import type { QuotaRule, QuotaScope, ResolvedRule } from './rules.js';
 import type {
   OverrideFilter,
@@ -121,11 +121,19 @@ export class RuntimeOverrides {
     return this.#index(store.getOverridesSync(subject));
   }
 
-  /** The subject's run-time overrides, from the cache or the store; null when there are none. */
+  /**
+   * The subject's run-time overrides, from the cache or the store; null when there are none,
+   * {@link OVERRIDES_UNAVAILABLE} when the store could not answer (reported to `onError`).
+   */
   async forSubject(subject: Subject): Promise<RuntimeRules | null> {
     if (this.#sync) return this.forSubjectSync(subject);
     const now = this.#options.clock();
-    const listed = await this.#directory.lookup(subject, now);
+    let listed: readonly StoredOverride[] | undefined;
+    try {
+      listed = await this.#directory.lookup(subject, now);
+    } catch {
+      return OVERRIDES_UNAVAILABLE;
+    }
     if (listed !== undefined) return this.#index(listed);
     // Too many overrides for a directory: id by id, each cached.
     const found: StoredOverride[] = [];
@@ -141,7 +149,11 @@ export class RuntimeOverrides {
         missing[field] = id;
       }
     }
-    if (missing !== undefined) found.push(...(await this.#fetch(missing, now)));
+    if (missing !== undefined) {
+      const fetched = await this.#fetch(missing, now);
+      if (fetched === undefined) return OVERRIDES_UNAVAILABLE;
+      found.push(...fetched);
+    }
     return this.#index(found);
   }
 
@@ -211,15 +223,15 @@ export class RuntimeOverrides {
     }
   }
 
-  async #fetch(subject: Subject, now: number): Promise<readonly StoredOverride[]> {
+  /** The overrides of the subject's ids from the store; undefined when it could not answer. */
+  async #fetch(subject: Subject, now: number): Promise<readonly StoredOverride[] | undefined> {
     let overrides: readonly StoredOverride[];
     try {
       overrides = await this.#options.timed(this.#options.store.getOverrides({ subject }));
     } catch (error) {
-      // A store that cannot answer now leaves the configured rules in force; the next call
-      // tries again.
+      // Nothing is cached: the next call asks again.
       this.#options.onError(error);
-      return [];
+      return undefined;
     }
     for (const [scope, field] of SUBJECT_SCOPES) {
       const id = subject[field];

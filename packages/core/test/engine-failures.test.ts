@@ -55,6 +55,49 @@ describe('a failing store gives a defined answer', () => {
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
+  it('waits one timeout, not two, when the overrides cannot be read', async () => {
+    // A store that hangs on everything: the override lookup times out first, and the
+    // operation itself is then not sent at all (it would only wait out a second timeout).
+    const sent = { consume: 0, read: 0 };
+    const hang = () => new Promise<never>(() => {});
+    const store: QuotaStore = {
+      ...failingStore('hang'),
+      listOverrides: hang,
+      consume: () => {
+        sent.consume += 1;
+        return hang();
+      },
+      read: () => {
+        sent.read += 1;
+        return hang();
+      },
+    };
+    const engine = createQuotaEngine({ store, failureMode: 'closed', storeTimeoutMs: 30, defaults });
+    const decision = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(decision.results.llm_requests).toMatchObject({ status: 'unknown', allowed: false });
+    const reservation = await engine.reserve({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(reservation.allowed).toBe(false);
+    const check = await engine.checkQuota({ userId: 'u', resource: 'llm_requests' });
+    expect(check.status).toBe('unknown');
+    expect(sent).toEqual({ consume: 0, read: 0 });
+  });
+
+  it('decides as soon as the store answers overrides again', async () => {
+    const memory = new MemoryStore();
+    let down = true;
+    const store: QuotaStore = {
+      ...asyncView(memory),
+      listOverrides: (filter) =>
+        down ? Promise.reject(new Error('ECONNRESET')) : memory.listOverrides(filter),
+    };
+    const engine = createQuotaEngine({ store, defaults, onError: () => {} });
+    const during = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(during.results.llm_requests!.status).toBe('unknown');
+    down = false;
+    const after = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(after.results.llm_requests).toMatchObject({ status: 'within_limit', used: 1 });
+  });
+
   it('reports a failed commit as a QuotaStoreError and lets the caller retry', async () => {
     const memory = new MemoryStore();
     let broken = false;
