@@ -125,9 +125,9 @@ function retryAfter(
 
 /**
  * The binding rule: when something refuses, the enforced refusal that frees up last;
- * otherwise the rule with the least headroom (enforced rules before shadow ones). Headroom is
- * judged relative to the limit, so the binding rule also carries the most severe status: 900
- * of 1000 per day left binds before 3000 of 4000 per minute.
+ * otherwise the rule with the most severe status, and among equal statuses the one with the
+ * least headroom, the amount left (enforced rules before shadow ones). So 60 left of 60 per
+ * minute binds before 400 left of 1000 per day: the minute runs out first.
  */
 function pickBinding(rules: readonly RuleEvaluation[]): RuleEvaluation {
   let best = rules[0]!;
@@ -146,14 +146,7 @@ function outranks(a: RuleEvaluation, b: RuleEvaluation): boolean {
   if ((a.mode === 'enforce') !== (b.mode === 'enforce')) return a.mode === 'enforce';
   const severity = statusSeverity(a.status) - statusSeverity(b.status);
   if (severity !== 0) return severity > 0;
-  const relative = relativeHeadroom(a) - relativeHeadroom(b);
-  if (relative !== 0) return relative < 0;
   return (a.remaining ?? Infinity) < (b.remaining ?? Infinity);
-}
-
-function relativeHeadroom(rule: RuleEvaluation): number {
-  if (rule.remaining === null) return Infinity;
-  return rule.limit === 0 ? 0 : rule.remaining / rule.limit;
 }
 
 // Sliding estimates are products of fractions, and sums of fractional amounts carry float

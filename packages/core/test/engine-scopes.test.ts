@@ -77,6 +77,34 @@ describe('subjects, scopes and rules', () => {
     ]);
   });
 
+  it('binds the rule with the least left, not the smallest share left', async () => {
+    const minuteClock = manualClock('2026-11-28T12:00:30Z');
+    const quota = createQuotaEngine({
+      clock: minuteClock.now,
+      defaults: {
+        llm_requests: [
+          { limit: 60, period: 'per_minute' },
+          { limit: 1000, period: 'per_day' },
+        ],
+      },
+    });
+    // 600 of the day spent over earlier minutes: 400 (40 %) left today, 60 (100 %) this minute.
+    for (let minute = 0; minute < 12; minute++) {
+      await quota.consume({ userId: 'u', amounts: { llm_requests: 50 } });
+      minuteClock.advance(60_000);
+    }
+    const check = await quota.checkQuota({ userId: 'u', resource: 'llm_requests' });
+    expect(check).toMatchObject({ period: 'per_minute', remaining: 60, status: 'within_limit' });
+    // A more severe status binds whatever is left: 800 of 1000 today is approaching_limit.
+    for (let minute = 0; minute < 4; minute++) {
+      await quota.consume({ userId: 'u', amounts: { llm_requests: 50 } });
+      minuteClock.advance(60_000);
+    }
+    const approaching = await quota.checkQuota({ userId: 'u', resource: 'llm_requests' });
+    expect(approaching).toMatchObject({ period: 'per_day', remaining: 200 });
+    expect(approaching.status).toBe('approaching_limit');
+  });
+
   it('lets an override replace the default rules of its scope for one id only', async () => {
     const quota = engine();
     const decision = await quota.consume({ userId: 'vip', amounts: { llm_requests: 9 } });
