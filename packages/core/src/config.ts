@@ -13,7 +13,7 @@ import {
 } from './rules.js';
 import { DEFAULT_CRITICAL_THRESHOLD, DEFAULT_WARNING_THRESHOLD } from './statuses.js';
 import type { QuotaStore } from './store.js';
-import { MAX_ID_LENGTH } from './subject.js';
+import { MAX_ID_LENGTH, withinIdLength } from './subject.js';
 import { defaultTaskEstimator, type TaskEstimator } from './task-estimator.js';
 import { isValidTimeZone } from './time-zone.js';
 import type { UsageEvent, UsageLedger } from './usage-ledger.js';
@@ -175,7 +175,7 @@ const rulesSchema = z.record(z.string(), z.unknown());
 const idSchema = z
   .string()
   .min(1, 'ids must not be empty')
-  .max(MAX_ID_LENGTH, `ids must be at most ${MAX_ID_LENGTH} characters`);
+  .refine(withinIdLength, `ids must be at most ${MAX_ID_LENGTH} characters`);
 
 const positiveMs = z.number().int('must be whole milliseconds').positive('must be above 0');
 

@@ -11,8 +11,31 @@ export interface Subject {
   runId?: string;
 }
 
-/** Longest id accepted, in UTF-16 code units. */
+/**
+ * Longest id accepted, in characters (Unicode code points: an emoji counts once, though a
+ * JavaScript string holds it as two UTF-16 units).
+ */
 export const MAX_ID_LENGTH = 512;
+
+/**
+ * Whether `id` has at most {@link MAX_ID_LENGTH} characters. Counts code points only for the
+ * rare id whose UTF-16 length is over the limit.
+ */
+export function withinIdLength(id: string): boolean {
+  if (id.length <= MAX_ID_LENGTH) return true;
+  if (id.length > 2 * MAX_ID_LENGTH) return false;
+  let characters = 0;
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i);
+    // A high surrogate followed by a low one is one character.
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < id.length) {
+      const next = id.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i += 1;
+    }
+    characters += 1;
+  }
+  return characters <= MAX_ID_LENGTH;
+}
 
 /** The scopes a subject's ids bind, each with its field (no `global`: it has no id). */
 export const SUBJECT_SCOPES = [

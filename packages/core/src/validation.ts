@@ -1,7 +1,7 @@
 import { QuotaValidationError } from './errors.js';
 import { isBuiltInResource, resourceKind } from './resource-types.js';
 import type { RuleBook, RuntimeRules } from './rule-book.js';
-import { MAX_ID_LENGTH, type Subject } from './subject.js';
+import { MAX_ID_LENGTH, type Subject, withinIdLength } from './subject.js';
 import type { UsageQuery } from './usage-ledger.js';
 
 /**
@@ -30,9 +30,9 @@ export function validateId(id: unknown, field: string): string {
     throw new QuotaValidationError(`${field} must be a string, got ${describe(id)}`);
   }
   if (id.length === 0) throw new QuotaValidationError(`${field} must not be empty`);
-  if (id.length > MAX_ID_LENGTH) {
+  if (!withinIdLength(id)) {
     throw new QuotaValidationError(
-      `${field} must be at most ${MAX_ID_LENGTH} characters, got ${id.length}`,
+      `${field} must be at most ${MAX_ID_LENGTH} characters, got ${[...id].length}`,
     );
   }
   return id;

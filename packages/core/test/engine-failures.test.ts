@@ -72,7 +72,12 @@ describe('a failing store gives a defined answer', () => {
         return hang();
       },
     };
-    const engine = createQuotaEngine({ store, failureMode: 'closed', storeTimeoutMs: 30, defaults });
+    const engine = createQuotaEngine({
+      store,
+      failureMode: 'closed',
+      storeTimeoutMs: 30,
+      defaults,
+    });
     const decision = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
     expect(decision.results.llm_requests).toMatchObject({ status: 'unknown', allowed: false });
     const reservation = await engine.reserve({ userId: 'u', amounts: { llm_requests: 1 } });

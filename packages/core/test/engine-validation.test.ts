@@ -136,6 +136,8 @@ describe('awkward ids are plain data', () => {
     '🚀 rocket',
     ' ',
     'x'.repeat(512),
+    // 512 characters, 1,024 UTF-16 units: the limit counts characters.
+    '😀'.repeat(512),
   ])('counts %j on its own', async (id) => {
     const engine = seededEngine();
     await engine.consume({ userId: id, amounts: { llm_tokens: 7 } });
@@ -143,6 +145,21 @@ describe('awkward ids are plain data', () => {
     expect((await engine.getQuotaStatus('llm_tokens', { userId: id })).used).toBe(7);
     expect((await engine.getQuotaStatus('llm_tokens', { userId: 'u' })).used).toBe(0);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('refuses an id of 513 characters, emoji counted once', async () => {
+    const engine = seededEngine();
+    await expect(
+      engine.consume({ userId: `${'😀'.repeat(512)}x`, amounts: { llm_tokens: 1 } }),
+    ).rejects.toThrow('userId must be at most 512 characters, got 513');
+    expect(() =>
+      createQuotaEngine({
+        defaults: { llm_tokens: { limit: 1, period: 'per_day' } },
+        overrides: {
+          users: { [`${'😀'.repeat(512)}x`]: { llm_tokens: { limit: 5, period: 'per_day' } } },
+        },
+      }),
+    ).toThrow(QuotaConfigError);
   });
 
   it('accepts override ids such as __proto__ from JSON configuration', async () => {

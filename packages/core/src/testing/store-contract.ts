@@ -311,7 +311,17 @@ export function describeStoreContract(
     });
 
     it('keeps keys that differ only in awkward characters apart', async () => {
-      const ids = ['a:b', 'a', '{x}', '__proto__', 'constructor', 'emoji 🚀', ' ', 'x'.repeat(512)];
+      const ids = [
+        'a:b',
+        'a',
+        '{x}',
+        '__proto__',
+        'constructor',
+        'emoji 🚀',
+        ' ',
+        'x'.repeat(512),
+        '😀'.repeat(512),
+      ];
       const base = keys('id')[0]!;
       for (const [index, id] of ids.entries()) {
         await store.record({
