@@ -151,9 +151,10 @@ export async function checkTaskQuota(
  * 1. checks the task ({@link checkTaskQuota}); refused -> {@link QuotaExceededError};
  * 2. takes a `concurrent_tasks` lease; refused -> {@link QuotaExceededError};
  * 3. runs `fn(ctx)`, which records what it spends with `ctx.record`;
- * 4. when `fn` returns, throws or times out, records `execution_time` (wall-clock seconds,
- *    measured with `performance.now()`, not the engine's clock, which tests may freeze) and
- *    releases the lease.
+ * 4. when `fn` returns, throws or times out, records `execution_time` in seconds, to the
+ *    millisecond, on the engine's clock (so an injected clock that a test moves decides it);
+ *    a clock that did not move meanwhile (frozen in a test) gives way to real elapsed time;
+ *    then releases the lease.
  *
  * Bookkeeping after the task never changes its outcome: if recording or releasing fails,
  * `fn`'s value or error still stands and the lease is returned when `leaseTtlMs` passes.
@@ -220,6 +221,7 @@ export async function runTask<T>(
       }),
   };
   const startedAt = performance.now();
+  const clockStartedAt = engine.now();
   let outcome: 'success' | 'error' | 'timeout' = 'error';
   try {
     // Through a promise so that a synchronous throw in fn is handled like a rejection.
@@ -233,8 +235,10 @@ export async function runTask<T>(
     }
     throw error;
   } finally {
+    const clockMs = engine.now() - clockStartedAt;
+    const elapsedMs = clockMs > 0 ? clockMs : performance.now() - startedAt;
     // Milliseconds rounded away: sub-millisecond jitter of the timer is noise, not usage.
-    const seconds = Math.round(performance.now() - startedAt) / 1000;
+    const seconds = Math.round(elapsedMs) / 1000;
     try {
       await engine.recordUsage({
         ...subject,

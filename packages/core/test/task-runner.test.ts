@@ -179,6 +179,15 @@ describe('runTask', () => {
     );
   });
 
+  it('measures execution time on the engine clock when a test moves it', async () => {
+    // No timers at all: the task "takes" three seconds of the injected clock.
+    const { engine, clock, used } = setup();
+    await runTask(engine, defaultTaskEstimator, task, async () => {
+      clock.advance(3_000);
+    });
+    expect(await used('execution_time')).toBe(3);
+  });
+
   it('counts a record once per idempotency key', async () => {
     const { engine, used } = setup();
     await runTask(engine, defaultTaskEstimator, task, async (ctx) => {
