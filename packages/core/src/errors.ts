@@ -20,6 +20,16 @@ const BRAND = Symbol.for('quotakit.error');
  * loaded.
  */
 export class QuotaError extends Error {
+  /**
+   * `instanceof QuotaError` also holds for a QuotaKit error from another copy of the package
+   * or re-made as an SDK's error (see {@link quotaExceededErrorAs}). Subclasses keep the
+   * ordinary check, except {@link QuotaExceededError}.
+   */
+  static override [Symbol.hasInstance](value: unknown): value is QuotaError {
+    // biome-ignore lint/complexity/noThisInStatic: subclasses inherit it; `this` is the class asked.
+    return instanceOrBranded(this, QuotaError, value, undefined);
+  }
+
   /** Machine-readable code of the error class. */
   readonly code: QuotaErrorCode;
   readonly [BRAND] = true;
@@ -29,6 +39,24 @@ export class QuotaError extends Error {
     this.code = code;
     this.name = new.target.name;
   }
+}
+
+/**
+ * `instanceof` for the QuotaKit error classes: the ordinary prototype check, and for
+ * `brandedFor` itself (not its subclasses) any branded error with the given code.
+ */
+function instanceOrBranded(
+  asked: unknown,
+  brandedFor: unknown,
+  value: unknown,
+  code: QuotaErrorCode | undefined,
+): boolean {
+  if (Function.prototype[Symbol.hasInstance].call(asked, value)) return true;
+  return (
+    asked === brandedFor &&
+    isQuotaError(value) &&
+    (code === undefined || (value as { code?: unknown }).code === code)
+  );
 }
 
 /** Whether `error` is a QuotaKit error, from this or any other copy of the package. */
@@ -45,6 +73,16 @@ export function isQuotaError(error: unknown): error is QuotaError {
  * wrapper, `runTask`); inside the engine a refusal is a result with `allowed: false`.
  */
 export class QuotaExceededError extends QuotaError {
+  /**
+   * `instanceof QuotaExceededError` also holds for a refusal re-made as an SDK's own error
+   * ({@link quotaExceededErrorAs}) and for one from another copy of @quotakit/core: both carry
+   * the QuotaKit brand and the code `quota_exceeded`. Subclasses keep the ordinary check.
+   */
+  static override [Symbol.hasInstance](value: unknown): value is QuotaExceededError {
+    // biome-ignore lint/complexity/noThisInStatic: subclasses inherit it; `this` is the class asked.
+    return instanceOrBranded(this, QuotaExceededError, value, 'quota_exceeded');
+  }
+
   /** The binding result: the resource and rule that refused. */
   readonly result: QuotaCheckResult;
   /** Every result of the refused request, by resource. */
@@ -58,6 +96,44 @@ export class QuotaExceededError extends QuotaError {
     this.results = results ?? { [result.resource]: result };
     this.retryAfterMs = result.retryAfterMs;
   }
+}
+
+/** An error class that takes a message, such as an SDK's base error class. */
+export type ErrorClass = new (message: string) => Error;
+
+// One subclass per foreign error class, made on first use.
+const exceededAs = new WeakMap<ErrorClass, ErrorClass>();
+
+/**
+ * `error` as an instance of `errorClass` that is still a {@link QuotaExceededError}: it has
+ * the same message, name, `code`, `result`, `results` and `retryAfterMs`, and both
+ * `instanceof errorClass` and `instanceof QuotaExceededError` hold. For SDK helpers that pass
+ * their own errors through unchanged but wrap any other (the openai and Anthropic stream
+ * helpers turn a foreign error into their base error, with the original as `cause`).
+ *
+ * @example
+ * throw quotaExceededErrorAs(Anthropic.AnthropicError, refusal);
+ */
+export function quotaExceededErrorAs(
+  errorClass: ErrorClass,
+  error: QuotaExceededError,
+): QuotaExceededError {
+  let Branded = exceededAs.get(errorClass);
+  if (Branded === undefined) {
+    Branded = class extends errorClass {};
+    exceededAs.set(errorClass, Branded);
+  }
+  const branded = new Branded(error.message);
+  Object.defineProperties(branded, {
+    name: { value: error.name, writable: true, configurable: true },
+    code: { value: error.code, enumerable: true },
+    result: { value: error.result, enumerable: true },
+    results: { value: error.results, enumerable: true },
+    retryAfterMs: { value: error.retryAfterMs, enumerable: true },
+    [BRAND]: { value: true, enumerable: true },
+    stack: { value: error.stack, writable: true, configurable: true },
+  });
+  return branded as unknown as QuotaExceededError;
 }
 
 /**

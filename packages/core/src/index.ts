@@ -17,6 +17,7 @@ export {
 } from './config.js';
 export { createQuotaEngine, QuotaEngine } from './engine.js';
 export {
+  type ErrorClass,
   isQuotaError,
   QuotaConfigError,
   QuotaError,
@@ -24,6 +25,7 @@ export {
   QuotaExceededError,
   QuotaStoreError,
   QuotaValidationError,
+  quotaExceededErrorAs,
 } from './errors.js';
 export type { QuotaEngineEvents, ThresholdEvent, ThresholdListener } from './events.js';
 export { MemoryLedger, type MemoryLedgerOptions } from './memory-ledger.js';

@@ -10,7 +10,7 @@ import { validateAmounts, validateId, validateTtl } from './validation.js';
 /** The engine methods tasks are checked and run with. */
 export type TaskQuotaEngine = Pick<
   QuotaEngine,
-  'checkQuotas' | 'acquire' | 'recordUsage' | 'boundResources'
+  'checkQuotas' | 'acquire' | 'recordUsage' | 'boundResources' | 'now'
 >;
 
 /** The answer of {@link checkTaskQuota}. */

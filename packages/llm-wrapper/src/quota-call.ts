@@ -1,3 +1,4 @@
+import { type ErrorClass, QuotaExceededError, quotaExceededErrorAs } from '@quotakit/core';
 import {
   type CallBudget,
   type LlmCall,
@@ -39,33 +40,49 @@ export interface CallAdapter {
 
 type CreateMethod = (params: CallParams, requestOptions?: unknown) => SdkPromise<unknown>;
 
+/** One SDK method as the wrapper sees it: where it lives and how its calls read. */
+export interface WrappedMethod {
+  readonly adapter: CallAdapter;
+  /** The SDK's resource object (`client.chat.completions`), `this` of every call. */
+  readonly resource: object;
+  readonly create: CreateMethod;
+  /**
+   * The SDK's base error class (`OpenAIError`, `AnthropicError`), when the client has one: a
+   * refusal is then also an instance of it, so that the SDK's stream helpers, which wrap any
+   * other error, pass it on as it is.
+   */
+  readonly errorClass: ErrorClass | undefined;
+}
+
 /**
  * Wraps one SDK `create` method: the returned function reserves before it calls `create`
  * (bound to the SDK's own resource object), and settles after.
  */
-export function quotaCreate(
-  options: ResolvedWrapperOptions,
-  adapter: CallAdapter,
-  resource: object,
-  create: CreateMethod,
-): CreateMethod {
+export function quotaCreate(options: ResolvedWrapperOptions, method: WrappedMethod): CreateMethod {
   return function quotaLimitedCreate(params, requestOptions) {
-    return startCall(options, adapter, resource, create, params, requestOptions);
+    return startCall(options, method, params, requestOptions);
   };
 }
 
 function startCall(
   options: ResolvedWrapperOptions,
-  adapter: CallAdapter,
-  resource: object,
-  create: CreateMethod,
+  method: WrappedMethod,
   params: CallParams,
   requestOptions: unknown,
 ): QuotaAPIPromise<unknown> {
-  const call = new WrappedCall(options, adapter);
+  const { adapter, resource, create, errorClass } = method;
+  const call = new WrappedCall(options, adapter, errorClass);
   const described = adapter.describe(params, options.countTokens);
   // The subject is read now, in the caller's async context (openCallBudget reads it first).
-  const sent = openCallBudget(options, described).then((budget): SentCall<unknown> => {
+  const budgeted =
+    errorClass === undefined
+      ? openCallBudget(options, described)
+      : openCallBudget(options, described).catch((error: unknown) => {
+          throw error instanceof QuotaExceededError
+            ? quotaExceededErrorAs(errorClass, error)
+            : error;
+        });
+  const sent = budgeted.then((budget): SentCall<unknown> => {
     call.budget = budget;
     const prepared = adapter.prepare(params, budget);
     call.hidesUsage = prepared.hidesUsage;
@@ -96,10 +113,16 @@ class WrappedCall implements CallSettlement {
   #observed = false;
   readonly #options: ResolvedWrapperOptions;
   readonly #adapter: CallAdapter;
+  readonly #errorClass: ErrorClass | undefined;
 
-  constructor(options: ResolvedWrapperOptions, adapter: CallAdapter) {
+  constructor(
+    options: ResolvedWrapperOptions,
+    adapter: CallAdapter,
+    errorClass: ErrorClass | undefined,
+  ) {
     this.#options = options;
     this.#adapter = adapter;
+    this.#errorClass = errorClass;
   }
 
   observe(data: unknown): void {
@@ -113,6 +136,7 @@ class WrappedCall implements CallSettlement {
         reader: this.#adapter.streamReader(this.hidesUsage),
         inputTokens: this.inputTokens,
         enforceDuringStream: this.#options.enforceDuringStream,
+        errorClass: this.#errorClass,
       });
       return;
     }

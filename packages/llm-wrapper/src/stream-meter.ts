@@ -1,3 +1,4 @@
+import { type ErrorClass, quotaExceededErrorAs } from '@quotakit/core';
 import type { CallBudget, ReportedUsage } from './call-budget.js';
 import { characterTokens } from './token-estimate.js';
 
@@ -46,6 +47,8 @@ export interface StreamMeterOptions<Event> {
   /** The call's input estimate, used until the provider reports its own count. */
   inputTokens: number;
   enforceDuringStream: boolean;
+  /** The SDK's base error class: a stream stopped by enforceDuringStream ends with one. */
+  errorClass?: ErrorClass | undefined;
 }
 
 /**
@@ -151,11 +154,14 @@ class MeteredEvents<Event> implements AsyncIterator<Event, void> {
       return this.#finish(undefined);
     }
     try {
-      const { reader, budget, enforceDuringStream } = this.#options;
+      const { reader, budget, enforceDuringStream, errorClass } = this.#options;
       if (reader.read(next.value)) return this.next();
       if (enforceDuringStream && !budget.allowsOutput(streamedOutputTokens(reader))) {
         this.#controller?.abort();
-        return this.#close(budget.exceededError(streamedOutputTokens(reader)));
+        const exceeded = budget.exceededError(streamedOutputTokens(reader));
+        return this.#close(
+          errorClass === undefined ? exceeded : quotaExceededErrorAs(errorClass, exceeded),
+        );
       }
     } catch (error) {
       return this.#close(error);

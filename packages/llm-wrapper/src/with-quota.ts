@@ -1,7 +1,7 @@
-import { QuotaConfigError } from '@quotakit/core';
+import { type ErrorClass, QuotaConfigError } from '@quotakit/core';
 import { messages } from './anthropic-calls.js';
 import { chatCompletions, embeddings, responses } from './openai-calls.js';
-import { type CallAdapter, quotaCreate } from './quota-call.js';
+import { type CallAdapter, quotaCreate, type WrappedMethod } from './quota-call.js';
 import {
   type QuotaWrapperOptions,
   type ResolvedWrapperOptions,
@@ -61,6 +61,7 @@ export function withQuota<Client extends object>(
   }
   const overrides: Record<string, unknown> = {};
   const wrapped = overlayClient(client, overrides);
+  const errorClass = sdkErrorClass(client);
   const chat = resourceAt(client, 'chat');
   const completions = resourceAt(chat, 'completions');
   const messagesResource = resourceAt(client, 'messages');
@@ -68,7 +69,7 @@ export function withQuota<Client extends object>(
 
   if (hasCreate(completions)) {
     overrides.chat = derive(chat!, wrapped, {
-      completions: meteredResource(completions, wrapped, resolved, chatCompletions),
+      completions: meteredResource(completions, wrapped, resolved, chatCompletions, errorClass),
     });
     wrappedAny = true;
   }
@@ -78,18 +79,18 @@ export function withQuota<Client extends object>(
   ] as const) {
     const resource = resourceAt(client, key);
     if (hasCreate(resource) && completions !== undefined) {
-      overrides[key] = meteredResource(resource, wrapped, resolved, adapter);
+      overrides[key] = meteredResource(resource, wrapped, resolved, adapter, errorClass);
     }
   }
   if (hasCreate(messagesResource) && completions === undefined) {
-    overrides.messages = meteredResource(messagesResource, wrapped, resolved, messages);
+    overrides.messages = meteredResource(messagesResource, wrapped, resolved, messages, errorClass);
     wrappedAny = true;
     // Anthropic's beta surface takes the same parameters and reports the same usage.
     const beta = resourceAt(client, 'beta');
     const betaMessages = resourceAt(beta, 'messages');
     if (hasCreate(betaMessages)) {
       overrides.beta = derive(beta!, wrapped, {
-        messages: meteredResource(betaMessages, wrapped, resolved, messages),
+        messages: meteredResource(betaMessages, wrapped, resolved, messages, errorClass),
       });
     }
   }
@@ -120,11 +121,28 @@ function meteredResource(
   wrappedClient: object,
   options: ResolvedWrapperOptions,
   adapter: CallAdapter,
+  errorClass: ErrorClass | undefined,
 ): Resource {
-  const create = resource.create as Parameters<typeof quotaCreate>[3];
+  const create = resource.create as WrappedMethod['create'];
   return derive(resource, wrappedClient, {
-    create: quotaCreate(options, adapter, resource, create),
+    create: quotaCreate(options, { adapter, resource, create, errorClass }),
   });
+}
+
+/**
+ * The client's base error class, read by shape (`OpenAI.OpenAIError`,
+ * `Anthropic.AnthropicError` are statics of the client class), so that a user's own copy of
+ * an SDK is recognised as well; undefined when it has none.
+ */
+function sdkErrorClass(client: object): ErrorClass | undefined {
+  const clientClass = (client as { constructor?: Record<string, unknown> }).constructor;
+  for (const name of ['OpenAIError', 'AnthropicError']) {
+    const candidate = clientClass?.[name];
+    if (typeof candidate === 'function' && candidate.prototype instanceof Error) {
+      return candidate as ErrorClass;
+    }
+  }
+  return undefined;
 }
 
 function derive(

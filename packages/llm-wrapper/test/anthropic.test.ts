@@ -1,3 +1,4 @@
+import Anthropic from '@anthropic-ai/sdk';
 import { QuotaExceededError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
 import { describe, expect, it } from 'vitest';
@@ -147,14 +148,24 @@ describe('messages.stream', () => {
     expect(tokens?.metadata).toMatchObject({ estimated: true, inputTokens: INPUT });
   });
 
-  it('fails the stream with the QuotaExceededError as cause when refused, sending nothing', async () => {
+  it('fails the stream with a QuotaExceededError when refused, sending nothing', async () => {
     const engine = testEngine(smallDailyBudget(100));
     const anthropic = withQuota(anthropicClient(standIn), { engine, subject: { userId: 'ms-3' } });
     const from = standIn.requests.length;
     const stream = anthropic.messages.stream({ model: MODEL, max_tokens: 4_000, messages: HI });
-    const error = await rejectionOf<Error>(stream.finalMessage());
-    const cause = error instanceof QuotaExceededError ? error : error?.cause;
-    expect(cause).toBeInstanceOf(QuotaExceededError);
+    const errors: unknown[] = [];
+    stream.on('error', (error) => errors.push(error));
+    const error = await rejectionOf<QuotaExceededError>(stream.finalMessage());
+    // The stream helper passes its own SDK's errors on as they are, and the refusal is one.
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error).toBeInstanceOf(Anthropic.AnthropicError);
+    expect(error).toMatchObject({
+      name: 'QuotaExceededError',
+      code: 'quota_exceeded',
+      result: { resource: 'llm_tokens', status: 'exceeded' },
+    });
+    expect(error?.results.llm_tokens?.allowed).toBe(false);
+    expect(errors).toEqual([error]);
     expect(standIn.requests.length).toBe(from);
   });
 

@@ -1,6 +1,7 @@
 import { QuotaExceededError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
 import type OpenAI from 'openai';
+import { OpenAIError } from 'openai';
 import type { Stream } from 'openai/streaming';
 import { describe, expect, it } from 'vitest';
 import {
@@ -415,6 +416,23 @@ describe('chat.completions.create with stream', () => {
       llm_requests: 2,
       llm_tokens: 2 * CHAT_TOKENS,
     });
+  });
+
+  it('fails the stream() helper with a QuotaExceededError when refused, sending nothing', async () => {
+    const engine = testEngine(smallDailyBudget(100));
+    const openai = withQuota(openaiClient(standIn), { engine, subject: { userId: 'stream-8' } });
+    const from = standIn.requests.length;
+    const runner = openai.chat.completions.stream({
+      model: 'gpt-4o',
+      messages: HI,
+      max_completion_tokens: 4_000,
+    });
+    const error = await rejectionOf<QuotaExceededError>(runner.finalChatCompletion());
+    // The helper passes the SDK's own errors on as they are; the refusal is one of them.
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error).toBeInstanceOf(OpenAIError);
+    expect(error?.result).toMatchObject({ resource: 'llm_tokens', status: 'exceeded' });
+    expect(standIn.requests.length).toBe(from);
   });
 
   it('meters the SDK helpers built on create: stream() and parse() count once', async () => {
