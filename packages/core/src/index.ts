@@ -143,7 +143,11 @@ export {
   type TaskRecordOptions,
   TaskTimeoutError,
 } from './task-runner.js';
-export type { OperationTrace, QuotaOperation } from './telemetry.js';
+export {
+  type OperationTrace,
+  type QuotaOperation,
+  withSpanAttributes,
+} from './telemetry.js';
 export {
   USAGE_CSV_HEADER,
   type UsageExportFormat,

@@ -1,9 +1,13 @@
 import {
   type Attributes,
+  type Context,
   type Counter,
   context,
+  createContextKey,
   createNoopMeter,
   type Histogram,
+  type Meter,
+  type MeterProvider,
   metrics,
   ProxyTracerProvider,
   type Span,
@@ -39,11 +43,54 @@ const SPAN_NAMES: Readonly<Record<QuotaOperation, string>> = {
   record: 'quota.record',
 };
 
+/** The metric instruments of one meter provider. */
+export interface Instruments {
+  readonly usage: Counter;
+  readonly decisions: Counter;
+  readonly duration: Histogram;
+}
+
+function instrumentsOf(meter: Meter): Instruments {
+  return {
+    usage: meter.createCounter('quota.usage', { description: 'Amounts recorded, by resource' }),
+    decisions: meter.createCounter('quota.decisions', {
+      description: 'Quota decisions, by operation, resource, status and allowed',
+    }),
+    duration: meter.createHistogram('quota.operation.duration', {
+      description: 'Duration of quota engine operations',
+      unit: 's',
+    }),
+  };
+}
+
+// Through the global symbol registry, as the API makes keys: any copy of the package sees it.
+const SPAN_ATTRIBUTES = createContextKey('quotakit.span-attributes');
+
+/**
+ * `parent` with `attributes` that every `quota.*` span started under it carries as well,
+ * added to those it had already. The LLM wrapper puts the GenAI semantic-convention attributes
+ * (`gen_ai.request.model`, `gen_ai.usage.input_tokens`, ...) on the engine's spans this way.
+ * Run the engine call in the returned context (`context.with(ctx, fn)`).
+ *
+ * @example
+ * const ctx = withSpanAttributes(context.active(), { 'gen_ai.request.model': 'gpt-4o' });
+ * await context.with(ctx, () => engine.reserve(request));
+ */
+export function withSpanAttributes(parent: Context, attributes: Attributes): Context {
+  const outer = parent.getValue(SPAN_ATTRIBUTES) as Attributes | undefined;
+  return parent.setValue(
+    SPAN_ATTRIBUTES,
+    outer === undefined ? { ...attributes } : { ...outer, ...attributes },
+  );
+}
+
 /** An operation in flight: its span and its start time. */
 export interface OperationTrace {
   readonly operation: QuotaOperation;
   readonly span: Span;
   readonly startedAt: number;
+  /** The metric instruments when the operation began; undefined without a meter provider. */
+  readonly instruments: Instruments | undefined;
 }
 
 /**
@@ -61,45 +108,49 @@ export interface OperationTrace {
  */
 export class QuotaTelemetry {
   readonly #tracer: Tracer;
-  /** Instruments, or undefined when no meter provider is registered (nothing to pay for). */
-  readonly #instruments:
-    | { readonly usage: Counter; readonly decisions: Counter; readonly duration: Histogram }
-    | undefined;
+  /** The meter provider the instruments were made from: another one gets new instruments. */
+  #meterProvider: MeterProvider | undefined;
+  /** Instruments, or undefined while no meter provider is registered (nothing to pay for). */
+  #instruments: Instruments | undefined;
 
   constructor() {
     // The API's proxy tracer forwards to an SDK registered later, so it can be kept. Meters
-    // have no such proxy: create the engine after registering a MeterProvider (as with any
-    // instrumented library); with none registered, metrics cost nothing at all.
+    // have no such proxy: the registered meter provider is looked up on every operation (a
+    // global read), so an engine made before the SDK starts reports metrics once it does.
     this.#tracer = trace.getTracer(SCOPE, VERSION);
-    const meter = metrics.getMeter(SCOPE, VERSION);
-    if (meter === createNoopMeter()) return;
-    this.#instruments = {
-      usage: meter.createCounter('quota.usage', {
-        description: 'Amounts recorded, by resource',
-      }),
-      decisions: meter.createCounter('quota.decisions', {
-        description: 'Quota decisions, by operation, resource, status and allowed',
-      }),
-      duration: meter.createHistogram('quota.operation.duration', {
-        description: 'Duration of quota engine operations',
-        unit: 's',
-      }),
-    };
+  }
+
+  /** The instruments of the registered meter provider; undefined while none is registered. */
+  #currentInstruments(): Instruments | undefined {
+    const provider = metrics.getMeterProvider();
+    if (provider !== this.#meterProvider) {
+      this.#meterProvider = provider;
+      const meter = provider.getMeter(SCOPE, VERSION);
+      this.#instruments = meter === createNoopMeter() ? undefined : instrumentsOf(meter);
+    }
+    return this.#instruments;
   }
 
   /**
    * Starts the span of an operation, as a child of the active span; undefined when neither
    * a tracer nor a meter provider is registered, so that the engine skips telemetry whole.
+   * Attributes set with {@link withSpanAttributes} on the active context go on the span too.
    */
   begin(operation: QuotaOperation): OperationTrace | undefined {
-    if (this.#instruments === undefined && !tracingRegistered()) return undefined;
-    const span = this.#tracer.startSpan(SPAN_NAMES[operation], SPAN_OPTIONS, context.active());
-    return { operation, span, startedAt: this.#instruments ? performance.now() : 0 };
+    const instruments = this.#currentInstruments();
+    if (instruments === undefined && !tracingRegistered()) return undefined;
+    const parent = context.active();
+    const span = this.#tracer.startSpan(SPAN_NAMES[operation], SPAN_OPTIONS, parent);
+    if (span.isRecording()) {
+      const extra = parent.getValue(SPAN_ATTRIBUTES) as Attributes | undefined;
+      if (extra !== undefined) span.setAttributes(extra);
+    }
+    return { operation, span, startedAt: instruments ? performance.now() : 0, instruments };
   }
 
   /** Whether {@link end} will use results: a recording span or registered metrics. */
   wantsResults(traced: OperationTrace): boolean {
-    return this.#instruments !== undefined || traced.span.isRecording();
+    return traced.instruments !== undefined || traced.span.isRecording();
   }
 
   /**
@@ -121,7 +172,7 @@ export class QuotaTelemetry {
       }
     }
     span.end();
-    const instruments = this.#instruments;
+    const instruments = traced.instruments;
     if (instruments === undefined) return;
     for (const result of results) {
       instruments.decisions.add(1, {

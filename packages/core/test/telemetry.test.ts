@@ -14,6 +14,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createQuotaEngine } from '../src/engine.js';
 import { MemoryStore } from '../src/memory-store.js';
+import { withSpanAttributes } from '../src/telemetry.js';
 import { asyncView } from './async-store.js';
 
 class CollectingReader extends MetricReader {
@@ -26,13 +27,14 @@ class CollectingReader extends MetricReader {
 
 const spans = new InMemorySpanExporter();
 const reader = new CollectingReader();
+const meterProvider = new MeterProvider({ readers: [reader] });
 
 beforeAll(() => {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(
     new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
   );
-  metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
+  metrics.setGlobalMeterProvider(meterProvider);
 });
 
 afterAll(() => {
@@ -138,6 +140,43 @@ describe('OpenTelemetry', () => {
       (p) => p.attributes['quota.operation'] === 'consume',
     );
     expect((consumes!.value as { count: number }).count).toBeGreaterThanOrEqual(3);
+  });
+
+  it('adds the attributes of withSpanAttributes to every quota span under it', async () => {
+    const engine = createQuotaEngine({ defaults });
+    const outer = withSpanAttributes(context.active(), { 'gen_ai.request.model': 'm1' });
+    const inner = withSpanAttributes(outer, { 'gen_ai.usage.input_tokens': 12 });
+    await context.with(inner, () => engine.consume({ userId: 'a', amounts: { llm_tokens: 1 } }));
+    await engine.consume({ userId: 'a', amounts: { llm_tokens: 1 } });
+    const [within, outside] = spans.getFinishedSpans();
+    expect(within?.attributes).toMatchObject({
+      'gen_ai.request.model': 'm1',
+      'gen_ai.usage.input_tokens': 12,
+      'quota.resource': 'llm_tokens',
+    });
+    expect(outside?.attributes['gen_ai.request.model']).toBeUndefined();
+  });
+
+  it('reports metrics from an engine made before the meter provider was registered', async () => {
+    metrics.disable();
+    const engine = createQuotaEngine({ defaults: { memory_usage: { limit: 9, period: 'total' } } });
+    const lateReader = new CollectingReader();
+    try {
+      await engine.consume({ userId: 'late', amounts: { memory_usage: 1 } });
+      metrics.setGlobalMeterProvider(new MeterProvider({ readers: [lateReader] }));
+      await engine.consume({ userId: 'late', amounts: { memory_usage: 2 } });
+      const { resourceMetrics } = (await lateReader.collect()) as {
+        resourceMetrics: ResourceMetrics;
+      };
+      const usage = resourceMetrics.scopeMetrics
+        .flatMap((scope) => scope.metrics)
+        .find((m) => m.descriptor.name === 'quota.usage');
+      // Only what was recorded once a provider was there.
+      expect(usage?.dataPoints.map((point) => point.value)).toEqual([2]);
+    } finally {
+      metrics.disable();
+      metrics.setGlobalMeterProvider(meterProvider);
+    }
   });
 
   it('sends no prompt text or subject ids into span attributes', async () => {

@@ -12,7 +12,7 @@ import {
   tokenCostUsd,
 } from '@quotakit/core';
 import { type Abandonable, AbandonmentTimer } from './abandonment-timer.js';
-import { CallSpan } from './call-telemetry.js';
+import { CallSpan, type SettledUsage, usageAttributes } from './call-telemetry.js';
 import {
   type QuotaWrapperOptions,
   type ResolvedWrapperOptions,
@@ -376,7 +376,7 @@ class ReservedCall implements CallBudget, Abandonable {
     this.#abandonment.unwatch(this);
     if (this.#settlement === undefined) {
       const span = this.#span;
-      const released = this.#settle([], undefined);
+      const released = this.#settle([], undefined, undefined);
       this.#settlement = span === undefined ? released : released.then(() => span.released());
     }
     return this.#settlement;
@@ -416,12 +416,10 @@ class ReservedCall implements CallBudget, Abandonable {
       [LLM_TOKENS, inputTokens + outputTokens],
     ];
     if (this.#withCost && costUsd !== undefined) records.push([COST_USD, costUsd]);
-    const settled = this.#settle(records, metadata);
     const span = this.#span;
-    if (span === undefined) return settled;
-    return settled.then(() =>
-      span.settled({ model, inputTokens, outputTokens, estimated: usage.estimated }),
-    );
+    if (span === undefined) return this.#settle(records, metadata, undefined);
+    const settledUsage = { model, inputTokens, outputTokens, estimated: usage.estimated };
+    return this.#settle(records, metadata, settledUsage).then(() => span.settled(settledUsage));
   }
 
   #fail(error: unknown): Promise<void> {
@@ -437,7 +435,7 @@ class ReservedCall implements CallBudget, Abandonable {
     };
     const status = (error as { status?: unknown } | null)?.status;
     if (typeof status === 'number') metadata.status = status;
-    const settled = this.#settle(records, metadata);
+    const settled = this.#settle(records, metadata, undefined);
     const span = this.#span;
     return span === undefined ? settled : settled.then(() => span.failed(error));
   }
@@ -452,6 +450,7 @@ class ReservedCall implements CallBudget, Abandonable {
   #settle(
     records: readonly [string, number][],
     metadata: Record<string, unknown> | undefined,
+    usage: SettledUsage | undefined,
   ): Promise<void> {
     const reservation = this.#reservation;
     let settled: Promise<unknown>;
@@ -463,7 +462,13 @@ class ReservedCall implements CallBudget, Abandonable {
         const actual: Record<string, number> = {};
         for (const resource in reservation.results) actual[resource] = 0;
         for (const [resource, amount] of records) actual[resource] = amount;
-        settled = within(this.#span, () => reservation.commit(actual, { metadata }));
+        const commit = () => reservation.commit(actual, { metadata });
+        const span = this.#span;
+        // The engine's quota.commit span carries the call's GenAI usage attributes too.
+        settled =
+          span === undefined
+            ? commit()
+            : span.within(commit, usage === undefined ? undefined : usageAttributes(usage));
       }
     } catch (error) {
       settled = Promise.reject(error);

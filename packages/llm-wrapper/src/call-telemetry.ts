@@ -8,7 +8,7 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api';
-import type { QuotaCheckResult } from '@quotakit/core';
+import { type QuotaCheckResult, withSpanAttributes } from '@quotakit/core';
 import { VERSION } from './version.js';
 
 const SCOPE = '@quotakit/llm-wrapper';
@@ -43,9 +43,10 @@ export class CallSpan {
   readonly #span: Span;
   readonly context: Context;
 
-  private constructor(span: Span, parent: Context) {
+  private constructor(span: Span, parent: Context, call: CallDescription) {
     this.#span = span;
-    this.context = trace.setSpan(parent, span);
+    // The engine's quota.reserve and quota.commit spans, its children, carry them too.
+    this.context = withSpanAttributes(trace.setSpan(parent, span), requestAttributes(call));
   }
 
   static start(call: CallDescription): CallSpan | undefined {
@@ -56,18 +57,19 @@ export class CallSpan {
       span.end();
       return undefined;
     }
-    span.setAttributes({
-      // https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/
-      'gen_ai.operation.name': call.operation,
-      'gen_ai.provider.name': call.provider,
-      'gen_ai.request.model': call.model,
-    });
-    return new CallSpan(span, parent);
+    span.setAttributes(requestAttributes(call));
+    return new CallSpan(span, parent, call);
   }
 
-  /** Runs `fn` with this span active, so the engine's spans become its children. */
-  within<T>(fn: () => T): T {
-    return context.with(this.context, fn);
+  /**
+   * Runs `fn` with this span active, so the engine's spans become its children and carry the
+   * call's GenAI attributes, and `attributes` as well when given.
+   */
+  within<T>(fn: () => T, attributes?: Attributes): T {
+    return context.with(
+      attributes === undefined ? this.context : withSpanAttributes(this.context, attributes),
+      fn,
+    );
   }
 
   decided(results: Readonly<Record<string, QuotaCheckResult>>, allowed: boolean): void {
@@ -88,19 +90,8 @@ export class CallSpan {
     this.#span.setAttribute('quota.clamped_output_tokens', outputCap);
   }
 
-  settled(usage: {
-    model?: string | undefined;
-    inputTokens: number;
-    outputTokens: number;
-    estimated?: boolean | undefined;
-  }): void {
-    const attributes: Attributes = {
-      'gen_ai.usage.input_tokens': usage.inputTokens,
-      'gen_ai.usage.output_tokens': usage.outputTokens,
-      'quota.estimated': usage.estimated === true,
-    };
-    if (usage.model) attributes['gen_ai.response.model'] = usage.model;
-    this.#span.setAttributes(attributes);
+  settled(usage: SettledUsage): void {
+    this.#span.setAttributes(usageAttributes(usage));
     this.#span.end();
   }
 
@@ -123,6 +114,34 @@ export class CallSpan {
   released(): void {
     this.#span.end();
   }
+}
+
+/** What a settled call reports to its span. */
+export interface SettledUsage {
+  model?: string | undefined;
+  inputTokens: number;
+  outputTokens: number;
+  estimated?: boolean | undefined;
+}
+
+// https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/
+function requestAttributes(call: CallDescription): Attributes {
+  return {
+    'gen_ai.operation.name': call.operation,
+    'gen_ai.provider.name': call.provider,
+    'gen_ai.request.model': call.model,
+  };
+}
+
+/** The GenAI usage attributes of a settled call (and whether its counts are estimates). */
+export function usageAttributes(usage: SettledUsage): Attributes {
+  const attributes: Attributes = {
+    'gen_ai.usage.input_tokens': usage.inputTokens,
+    'gen_ai.usage.output_tokens': usage.outputTokens,
+    'quota.estimated': usage.estimated === true,
+  };
+  if (usage.model) attributes['gen_ai.response.model'] = usage.model;
+  return attributes;
 }
 
 function resultAttributes(result: QuotaCheckResult): Attributes {

@@ -37,6 +37,12 @@ describe('quotaMiddleware telemetry', () => {
       'quota.resource': 'llm_tokens',
       'quota.allowed': true,
     });
+    // The engine's quota.commit span, a child of it, carries the usage too.
+    expect(spans.find((recorded) => recorded.name === 'quota.commit')?.attributes).toMatchObject({
+      'gen_ai.request.model': 'gpt-4o',
+      'gen_ai.usage.input_tokens': 33,
+      'gen_ai.usage.output_tokens': 7,
+    });
     // Neither the prompt nor the completion reaches telemetry, on any span.
     const everything = JSON.stringify(spans.map((recorded) => recorded.attributes));
     expect(everything).not.toContain('swordfish');

@@ -1,72 +1,73 @@
+import { type Attributes, context, type SpanStatus, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
-  type Attributes,
-  type AttributeValue,
-  type Span,
-  type SpanStatus,
-  type Tracer,
-  type TracerProvider,
-  trace,
-} from '@opentelemetry/api';
+  BasicTracerProvider,
+  type ReadableSpan,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll } from 'vitest';
 
+/** A span as the tests read it: live, so that `ended` and late attributes show. */
 export interface RecordedSpan {
-  name: string;
-  attributes: Attributes;
-  status: SpanStatus | undefined;
-  ended: boolean;
+  readonly name: string;
+  readonly attributes: Attributes;
+  readonly status: SpanStatus;
+  readonly ended: boolean;
 }
 
-/** A tracer provider that keeps every span's name, attributes and status in `spans`. */
-export function recordingTracerProvider(spans: RecordedSpan[]): TracerProvider {
-  const tracer: Tracer = {
-    startSpan(name) {
-      const recorded: RecordedSpan = { name, attributes: {}, status: undefined, ended: false };
-      spans.push(recorded);
-      const span: Span = {
-        spanContext: () => ({
-          traceId: `${'0'.repeat(31)}1`,
-          spanId: `${'0'.repeat(15)}1`,
-          traceFlags: 1,
-        }),
-        setAttribute: (key: string, value: AttributeValue) => {
-          recorded.attributes[key] = value;
-          return span;
-        },
-        setAttributes: (attributes: Attributes) => {
-          Object.assign(recorded.attributes, attributes);
-          return span;
-        },
-        addEvent: () => span,
-        addLink: () => span,
-        addLinks: () => span,
-        setStatus: (status: SpanStatus) => {
-          recorded.status = status;
-          return span;
-        },
-        updateName: () => span,
-        end: () => {
-          recorded.ended = true;
-        },
-        isRecording: () => !recorded.ended,
-        recordException: () => undefined,
-      };
-      return span;
-    },
-    startActiveSpan: (() => {
-      throw new Error('not used by QuotaKit');
-    }) as Tracer['startActiveSpan'],
-  };
-  return { getTracer: () => tracer };
+/** The real SDK's spans, each kept from its start (an exporter would only see ended ones). */
+class RecordingProcessor implements SpanProcessor {
+  readonly #spans: RecordedSpan[];
+
+  constructor(spans: RecordedSpan[]) {
+    this.#spans = spans;
+  }
+
+  onStart(span: ReadableSpan): void {
+    this.#spans.push({
+      get name() {
+        return span.name;
+      },
+      get attributes() {
+        return span.attributes;
+      },
+      get status() {
+        return span.status;
+      },
+      get ended() {
+        return span.ended;
+      },
+    });
+  }
+
+  onEnd(): void {}
+
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
-/** Records the spans of the calling test file's tests: returns the array they are kept in. */
+/**
+ * Records the spans of the calling test file's tests with the real OpenTelemetry SDK and an
+ * AsyncLocalStorage context manager (as NodeSDK registers one): returns the array they are
+ * kept in.
+ */
 export function recordSpansForFile(): RecordedSpan[] {
   const spans: RecordedSpan[] = [];
+  const contextManager = new AsyncLocalStorageContextManager();
   beforeAll(() => {
-    trace.setGlobalTracerProvider(recordingTracerProvider(spans));
+    context.setGlobalContextManager(contextManager.enable());
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({ spanProcessors: [new RecordingProcessor(spans)] }),
+    );
   });
   afterAll(() => {
     trace.disable();
+    context.disable();
   });
   return spans;
 }

@@ -35,8 +35,21 @@ describe('telemetry', () => {
       'quota.scope': 'user',
     });
     expect(JSON.stringify(spans)).not.toContain('secret');
-    // The engine's own spans are there too.
-    expect(spans.some((span) => span.name === 'quota.reserve')).toBe(true);
+    // The engine's own spans are its children and carry the GenAI attributes too.
+    const reserve = spans.find((span) => span.name === 'quota.reserve');
+    expect(reserve?.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'gpt-4o',
+      'quota.allowed': true,
+    });
+    const commit = spans.find((span) => span.name === 'quota.commit');
+    expect(commit?.attributes).toMatchObject({
+      'gen_ai.request.model': 'gpt-4o',
+      'gen_ai.response.model': 'gpt-4o-2024-08-06',
+      'gen_ai.usage.input_tokens': OPENAI_USAGE.promptTokens,
+      'gen_ai.usage.output_tokens': OPENAI_USAGE.completionTokens,
+    });
   });
 
   it('marks a refused call and a failed call as errors', async () => {
