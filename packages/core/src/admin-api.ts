@@ -21,8 +21,8 @@ export interface AdminRoute {
 /**
  * The admin API's routes; both adapters register exactly these.
  * - `GET /status?userId=&agentId=&tenantId=&runId=`: `engine.getAllQuotasStatus(subject)` as
- *   JSON, plus `now` (the server's time, by `clock`) so that a client can count down to
- *   each `resetAt`;
+ *   JSON, and the server's time (by `clock`) in the `Quota-Now` header, so that a client can
+ *   count down to each `resetAt`;
  * - `GET /quotas?scope=&id=`: the run-time quotas in the store (`engine.listQuotas`);
  * - `PUT /quotas/:scope/:id/:resource`: sets a run-time quota, the body being one rule
  *   (`{ "limit": 5000, "period": "per_day" }`) or several (`{ "rules": [...] }`);
@@ -55,7 +55,10 @@ export interface QuotaAdminOptions<Req> {
    *   action === 'dashboard' || req.get('authorization') === `Bearer ${process.env.ADMIN_TOKEN}`
    */
   authorize?: (request: Req, access: { action: AdminAction }) => boolean | Promise<boolean>;
-  /** Current time in epoch ms for `now` in `/status`. Defaults to the engine's clock (`engine.now()`). */
+  /**
+   * Current time in epoch ms for the `Quota-Now` header of `/status`. Defaults to the
+   * engine's clock (`engine.now()`).
+   */
   clock?: () => number;
 }
 
@@ -81,6 +84,9 @@ export interface AdminResponse {
   body: string;
 }
 
+/** The header of `GET /status` that carries the server's time (ISO 8601). */
+export const NOW_HEADER = 'Quota-Now';
+
 const JSON_HEADERS = Object.freeze({
   'Content-Type': 'application/json; charset=utf-8',
   'Cache-Control': 'no-store',
@@ -103,6 +109,8 @@ const optionsSchema = z.strictObject({
 const ruleSchema = z.strictObject({
   limit: z.number(),
   period: z.string(),
+  // A rule written out whole may name its scope: it must be the path's.
+  scope: z.string().optional(),
   algorithm: z.string().optional(),
   warningThreshold: z.number().optional(),
   criticalThreshold: z.number().optional(),
@@ -190,7 +198,11 @@ export class QuotaAdminApi<Req> {
       if (id !== undefined) subject[field] = id;
     }
     const status = await this.#engine.getAllQuotasStatus(subject);
-    return json(200, { ...status, now: new Date(this.#clock()) });
+    // The body is getAllQuotasStatus as JSON, nothing added; the dashboard counts the time to
+    // each reset from the server's clock (an injected one too), which comes as a header.
+    const response = json(200, status);
+    response.headers[NOW_HEADER] = new Date(this.#clock()).toISOString();
+    return response;
   }
 
   async #list(query: AdminRequest<Req>['query']): Promise<AdminResponse> {
@@ -232,7 +244,16 @@ export class QuotaAdminApi<Req> {
       });
     }
     const { scope, id, resource } = input.params;
-    const request = { ...parsed.data, scope, id, resource } as SetQuotaRequest;
+    const rules = 'rules' in parsed.data ? parsed.data.rules : [parsed.data];
+    const other = rules.find((rule) => rule.scope !== undefined && rule.scope !== scope);
+    if (other !== undefined) {
+      return json(400, {
+        error: 'invalid_request',
+        message: `Invalid rule: scope ${JSON.stringify(other.scope)} in the body is not the path's ${JSON.stringify(scope)}`,
+      });
+    }
+    const withoutScope = rules.map(({ scope: _scope, ...rule }) => rule);
+    const request = { rules: withoutScope, scope, id, resource } as SetQuotaRequest;
     return json(200, { quota: await this.#engine.setQuota(request) });
   }
 

@@ -2,8 +2,8 @@
  * The admin dashboard: one HTML page with its CSS and script inline, no build step and no
  * external asset. It reads the subject from its own query string (`?userId=u1&agentId=a1`),
  * fetches `./status` with the same parameters and draws one usage bar per resource, coloured
- * by status, with the numbers and the time to reset (counted from the server's `now`, so a
- * wrong client clock does not matter). When the API answers 401 it asks for a bearer token,
+ * by status, with the numbers and the time to reset (counted from the server's time in the
+ * `Quota-Now` header, so a wrong client clock does not matter). When the API answers 401 it asks for a bearer token,
  * kept in sessionStorage for the tab. It refreshes every 10 s while visible.
  */
 
@@ -81,8 +81,7 @@ const SCRIPT = `
     message.className = isError ? 'error' : '';
   }
 
-  function render(data) {
-    var now = Date.parse(data.now);
+  function render(data, now) {
     var names = Object.keys(data.quotas).sort();
     list.textContent = '';
     var ids = FIELDS.filter(function (f) { return data.subject[f] !== undefined; })
@@ -149,7 +148,8 @@ const SCRIPT = `
             return;
           }
           if (!response.ok) throw new Error(body.message || 'HTTP ' + response.status);
-          render(body);
+          var serverNow = Date.parse(response.headers.get('Quota-Now') || '');
+          render(body, isNaN(serverNow) ? Date.now() : serverNow);
           document.body.dataset.loaded = 'true';
         });
       })

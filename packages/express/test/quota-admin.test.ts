@@ -94,8 +94,10 @@ describe('quotaAdmin() routes', () => {
       .set(auth)
       .expect(200);
     expect(response.headers['cache-control']).toBe('no-store');
+    // getAllQuotasStatus as JSON, nothing added; the server's time comes as a header.
+    expect(Object.keys(response.body).sort()).toEqual(['quotas', 'subject']);
     expect(response.body.subject).toEqual({ userId: 'u1' });
-    expect(response.body.now).toBe(START);
+    expect(response.headers['quota-now']).toBe(START);
     expect(response.body.quotas.llm_requests).toMatchObject({
       status: 'approaching_limit',
       used: 85,
@@ -147,6 +149,16 @@ describe('quotaAdmin() routes', () => {
     expect(again.body.error).toBe('not_found');
   });
 
+  it("PUT takes a rule written out whole, scope included, when it is the path's", async () => {
+    const engine = seededEngine();
+    await request(adminApp(engine))
+      .put('/admin/quotas/user/u1/llm_tokens')
+      .set(auth)
+      .send({ limit: 700, period: 'per_day', scope: 'user' })
+      .expect(200);
+    expect((await engine.getQuotaStatus('llm_tokens', { userId: 'u1' })).limit).toBe(700);
+  });
+
   it('PUT takes several rules', async () => {
     const engine = seededEngine();
     await request(adminApp(engine))
@@ -168,7 +180,12 @@ describe('quotaAdmin() routes', () => {
     ['an array', [{ limit: 5, period: 'per_day' }], /^The body must be a JSON object/],
     ['no body', undefined, /^The body must be a JSON object/],
     ['a string limit', { limit: '5', period: 'per_day' }, /^Invalid rule at limit: /],
-    ['an unknown key', { limit: 5, period: 'per_day', scope: 'global' }, /^Invalid rule: /],
+    ['an unknown key', { limit: 5, period: 'per_day', colour: 'red' }, /^Invalid rule: /],
+    [
+      "a scope other than the path's",
+      { limit: 5, period: 'per_day', scope: 'global' },
+      /^Invalid rule: scope "global" in the body is not the path's "user"/,
+    ],
     ['a negative limit', { limit: -5, period: 'per_day' }, /limit: must be 0 or more/],
     ['an unknown period', { limit: 5, period: 'per_year' }, /period: must be one of/],
     ['an empty rule list', { rules: [] }, /^Invalid rule at rules: /],

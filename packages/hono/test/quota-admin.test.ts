@@ -60,8 +60,9 @@ describe('quotaAdmin() for Hono', () => {
     const engine = engineWithRules();
     await engine.consume({ userId: 'u1', amounts: { llm_requests: 96 } });
     const response = await adminApp(engine).request('/admin/status?userId=u1', { headers: auth });
-    const body = (await response.json()) as { now: string; quotas: Record<string, unknown> };
-    expect(body.now).toBe(START);
+    const body = (await response.json()) as { quotas: Record<string, unknown> };
+    expect(Object.keys(body).sort()).toEqual(['quotas', 'subject']);
+    expect(response.headers.get('quota-now')).toBe(START);
     expect(body.quotas.llm_requests).toMatchObject({ status: 'at_limit', used: 96, remaining: 4 });
   });
 
