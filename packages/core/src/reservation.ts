@@ -92,10 +92,11 @@ const EMPTY_COMMIT: CommitResult = Object.freeze({ expired: false, results: {} }
 
 /** A {@link Reservation} bound to the engine that made it. */
 export class ReservationHandle implements Reservation {
+  // Own, enumerable fields: a reservation spreads, logs and compares like a plain object.
   readonly id: string;
   readonly allowed: boolean;
+  readonly results: Record<string, QuotaCheckResult>;
   readonly expiresAt: Date;
-  readonly #decision: QuotaDecision;
   readonly #reserved: ReadonlyMap<string, number>;
   readonly #settle: SettleFunction;
   readonly #onSecondCommit: () => never;
@@ -111,17 +112,13 @@ export class ReservationHandle implements Reservation {
   }) {
     this.id = init.id;
     this.allowed = init.decision.allowed;
-    this.#decision = init.decision;
+    this.results = init.decision.results;
     this.expiresAt = new Date(init.expiresAt);
     this.#reserved = init.reserved;
     this.#settle = init.settle;
     this.#onSecondCommit = init.onSecondCommit;
     // A refused reservation holds nothing: settling it is a no-op.
     this.#settled = !init.decision.allowed;
-  }
-
-  get results(): Record<string, QuotaCheckResult> {
-    return this.#decision.results;
   }
 
   /** A plain object for logs and HTTP bodies. */
@@ -159,28 +156,19 @@ export class ReservationHandle implements Reservation {
 
 /** A {@link Lease} over a one-resource reservation. */
 export class LeaseHandle implements Lease {
+  // Own, enumerable fields: a lease spreads, logs and compares like a plain object.
+  readonly id: string;
+  readonly allowed: boolean;
+  readonly result: QuotaCheckResult;
+  readonly expiresAt: Date;
   readonly #reservation: Reservation;
-  readonly #resource: string;
 
   constructor(reservation: Reservation, resource: string) {
+    this.id = reservation.id;
+    this.allowed = reservation.allowed;
+    this.result = reservation.results[resource]!;
+    this.expiresAt = reservation.expiresAt;
     this.#reservation = reservation;
-    this.#resource = resource;
-  }
-
-  get result(): QuotaCheckResult {
-    return this.#reservation.results[this.#resource]!;
-  }
-
-  get id(): string {
-    return this.#reservation.id;
-  }
-
-  get allowed(): boolean {
-    return this.#reservation.allowed;
-  }
-
-  get expiresAt(): Date {
-    return this.#reservation.expiresAt;
   }
 
   release(): Promise<void> {

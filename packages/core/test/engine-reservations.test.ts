@@ -152,6 +152,24 @@ describe('leases and gauges', () => {
     expect((await engine.acquire({ userId: 'u' })).allowed).toBe(true);
   });
 
+  it('gives leases and reservations as plain data: spread, JSON and equality see every field', async () => {
+    const { engine } = setup();
+    const lease = await engine.acquire({ userId: 'u', ttlMs: 60_000 });
+    expect({ ...lease }).toMatchObject({
+      id: lease.id,
+      allowed: true,
+      result: { resource: 'concurrent_tasks', used: 1 },
+      expiresAt: new Date('2026-11-28T12:01:00Z'),
+    });
+    expect(JSON.parse(JSON.stringify(lease))).toMatchObject({
+      allowed: true,
+      result: { status: 'within_limit' },
+    });
+    const reservation = await engine.reserve({ userId: 'u', amounts: { llm_tokens: 5 } });
+    expect(Object.keys(reservation).sort()).toEqual(['allowed', 'expiresAt', 'id', 'results']);
+    expect({ ...reservation }.results.llm_tokens).toMatchObject({ used: 5 });
+  });
+
   it('returns a lease by itself after ttlMs (a crashed holder leaks nothing)', async () => {
     const { clock, engine, used } = setup();
     await engine.acquire({ userId: 'u', ttlMs: 5_000 });
