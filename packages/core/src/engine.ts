@@ -151,6 +151,10 @@ export class QuotaEngine {
       cacheTtlMs: config.overrideCacheTtlMs,
       thresholds: config.thresholds,
       timed: (operation) => this.#timed(operation),
+      timeoutMs: Math.min(
+        config.storeTimeoutMs,
+        config.store.timeoutMs ?? Number.POSITIVE_INFINITY,
+      ),
       onError: config.onError,
     });
     this.#notifier = new ThresholdNotifier(config.store, config.onError);

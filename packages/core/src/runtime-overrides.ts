@@ -40,6 +40,8 @@ export interface RuntimeOverridesOptions {
   readonly cacheTtlMs: number;
   readonly thresholds: { warning: number; critical: number };
   readonly timed: <T>(operation: Promise<T>) => Promise<T>;
+  /** The longest a store call may take (the store's own timeout, else the engine's). */
+  readonly timeoutMs: number;
   readonly onError: (error: unknown) => void;
 }
 
@@ -128,11 +130,18 @@ export class RuntimeOverrides {
   async forSubject(subject: Subject): Promise<RuntimeRules | null> {
     if (this.#sync) return this.forSubjectSync(subject);
     const now = this.#options.clock();
+    const startedAt = performance.now();
     let listed: readonly StoredOverride[] | undefined;
     try {
       listed = await this.#directory.lookup(subject, now);
     } catch {
-      return OVERRIDES_UNAVAILABLE;
+      // A listing that took up its time makes the decision unknown (a second wait would
+      // double it). One refused at once comes from a store that knows it cannot list now,
+      // and may still answer for the subject's ids (RedisStore's insurance store does).
+      if (performance.now() - startedAt >= this.#options.timeoutMs / 2) {
+        return OVERRIDES_UNAVAILABLE;
+      }
+      listed = undefined;
     }
     if (listed !== undefined) return this.#index(listed);
     // Too many overrides for a directory: id by id, each cached.

@@ -94,6 +94,8 @@ describe('a failing store gives a defined answer', () => {
       ...asyncView(memory),
       listOverrides: (filter) =>
         down ? Promise.reject(new Error('ECONNRESET')) : memory.listOverrides(filter),
+      getOverrides: (request) =>
+        down ? Promise.reject(new Error('ECONNRESET')) : memory.getOverrides(request),
     };
     const engine = createQuotaEngine({ store, defaults, onError: () => {} });
     const during = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
@@ -101,6 +103,18 @@ describe('a failing store gives a defined answer', () => {
     down = false;
     const after = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
     expect(after.results.llm_requests).toMatchObject({ status: 'within_limit', used: 1 });
+  });
+
+  it('asks for the ids when a listing is refused at once, as a store with a fallback can answer', async () => {
+    const memory = new MemoryStore();
+    const store: QuotaStore = {
+      ...asyncView(memory),
+      listOverrides: () => Promise.reject(new Error('cannot list now')),
+    };
+    const engine = createQuotaEngine({ store, defaults, onError: () => {} });
+    await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    const decision = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+    expect(decision.results.llm_requests).toMatchObject({ status: 'within_limit', used: 2 });
   });
 
   it('reports a failed commit as a QuotaStoreError and lets the caller retry', async () => {
