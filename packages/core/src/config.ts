@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { QuotaConfigError } from './errors.js';
+import { isQuotaError, QuotaConfigError } from './errors.js';
 import { MemoryLedger } from './memory-ledger.js';
 import { MemoryStore } from './memory-store.js';
 import { isWindowedPeriod, QUOTA_PERIODS, type QuotaPeriod } from './periods.js';
@@ -318,14 +318,18 @@ export function resolveConfig(options: QuotaEngineOptions): ResolvedConfig {
 
   const store: QuotaStore = input.store ?? new MemoryStore();
   if (store.checkRules) {
-    const all: ResolvedRule[] = [];
-    for (const scoped of defaults.values())
-      for (const rules of Object.values(scoped)) all.push(...rules);
-    for (const byId of overrides.values()) {
-      for (const byResource of byId.values())
-        for (const rules of byResource.values()) all.push(...rules);
+    // Each resource's rules apart, so that a rule the store refuses is named by its place in
+    // the configuration.
+    for (const [resource, scoped] of defaults) {
+      checkStoreRules(store, Object.values(scoped).flat(), `defaults.${resource}`);
     }
-    store.checkRules(all);
+    for (const [key, scope] of OVERRIDE_SCOPES) {
+      for (const [id, byResource] of overrides.get(scope) ?? []) {
+        for (const [resource, rules] of byResource) {
+          checkStoreRules(store, rules, `overrides.${key}.${id}.${resource}`);
+        }
+      }
+    }
   }
   return {
     store,
@@ -423,4 +427,17 @@ function warnOnce(error: unknown): void {
   if (now - lastWarningAt < 60_000) return;
   lastWarningAt = now;
   console.warn('[quotakit]', error instanceof Error ? error.message : error);
+}
+
+/** The store's `checkRules` on one group of rules, its refusal named by `path`. */
+function checkStoreRules(store: QuotaStore, rules: readonly ResolvedRule[], path: string): void {
+  try {
+    store.checkRules?.(rules);
+  } catch (error) {
+    if (isQuotaError(error) && error.code === 'quota_config') {
+      const { reason } = error as Partial<QuotaConfigError>;
+      throw new QuotaConfigError(path, reason ?? error.message);
+    }
+    throw error;
+  }
 }

@@ -153,6 +153,8 @@ export class QuotaValidationError extends QuotaError {
 export class QuotaConfigError extends QuotaError {
   /** Dotted path of the bad option; empty for the options object itself. */
   readonly path: string;
+  /** What is wrong with it, without the path. */
+  readonly reason: string;
 
   constructor(path: string, reason: string) {
     super(
@@ -162,6 +164,7 @@ export class QuotaConfigError extends QuotaError {
         : `Invalid QuotaKit configuration: ${reason}`,
     );
     this.path = path;
+    this.reason = reason;
   }
 }
 

@@ -114,7 +114,13 @@ describe('RedisStore.validateRules', () => {
         store,
         defaults: { llm_tokens: { limit: 9, period: 'per_day', scope: 'global' } },
       }),
-    ).toThrow(/llm_tokens.*'global'/);
+    ).toThrow(/at defaults\.llm_tokens: a 'global' rule/);
+    expect(() =>
+      createQuotaEngine({
+        store,
+        overrides: { tenants: { t1: { llm_tokens: { limit: 9, period: 'per_day' } } } },
+      }),
+    ).toThrow(expect.objectContaining({ path: 'overrides.tenants.t1.llm_tokens' }));
     const engine = createQuotaEngine({
       store,
       defaults: { llm_tokens: { limit: 9, period: 'per_day' } },
