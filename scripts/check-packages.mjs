@@ -276,7 +276,12 @@ async function checkModuleSystems(pkg, project) {
 }
 
 // One admitted and one refused consume: the engine really runs, not merely loads.
+// The error classes keep their names through the bundler (a class named inside its own body
+// comes out renamed, \`_QuotaError\`, and so would every error's \`name\`).
 const CONSUME_TWICE = `
+for (const [name, ErrorClass] of Object.entries(errorClasses)) {
+  if (ErrorClass.name !== name) throw new Error(name + ' is named ' + ErrorClass.name);
+}
 const engine = createQuotaEngine({ defaults: { llm_requests: { limit: 1, period: 'per_day' } } });
 const request = { userId: 'consumer-check', amounts: { llm_requests: 1 } };
 const first = await engine.consume(request);
@@ -286,15 +291,24 @@ if (!first.allowed || second.allowed) {
   throw new Error('expected admitted then refused, got ' + first.allowed + ', ' + second.allowed);
 }`;
 
+const ERROR_CLASSES = `const errorClasses = {
+  QuotaError: core.QuotaError,
+  QuotaExceededError: core.QuotaExceededError,
+  QuotaValidationError: core.QuotaValidationError,
+  QuotaConfigError: core.QuotaConfigError,
+  QuotaStoreError: core.QuotaStoreError,
+  TaskTimeoutError: core.TaskTimeoutError,
+};`;
+
 async function checkCoreEngine(project) {
   const esm = nodeEval(
     project,
-    `import { createQuotaEngine } from '@quotakit/core';\n${CONSUME_TWICE}`,
+    `import * as core from '@quotakit/core';\n${ERROR_CLASSES}\nconst { createQuotaEngine } = core;\n${CONSUME_TWICE}`,
     'module',
   );
   const cjs = nodeEval(
     project,
-    `const { createQuotaEngine } = require('@quotakit/core');
+    `const core = require('@quotakit/core');\n${ERROR_CLASSES}\nconst { createQuotaEngine } = core;
 (async () => {${CONSUME_TWICE}})().catch((error) => {
   console.error(error);
   process.exitCode = 1;
@@ -305,7 +319,7 @@ async function checkCoreEngine(project) {
     ['ESM', await esm],
     ['CJS', await cjs],
   ]) {
-    const label = `${system} @quotakit/core: an engine admits one consume and refuses the next`;
+    const label = `${system} @quotakit/core: error classes keep their names; an engine admits one consume and refuses the next`;
     report(result.code === 0, label, result.code === 0 ? [] : [errorLine(result.output)]);
   }
 }

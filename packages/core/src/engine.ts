@@ -668,13 +668,10 @@ export class QuotaEngine {
     } else if (plan.counters.length === 0) {
       values = NO_VALUES;
       allowed = true;
-    } else if (plan.storeUnavailable) {
-      values = null;
-      allowed = this.#allowedWhenUnknown;
     } else {
       try {
         const request = this.#consumeRequest(plan, subject, now, hold);
-        const outcome = await this.#timed(this.#store.consume(request));
+        const outcome = await this.#bounded(plan, this.#store.consume(request));
         values = outcome.values;
         allowed = outcome.allowed;
       } catch {
@@ -927,12 +924,11 @@ export class QuotaEngine {
     now: number,
   ): Promise<readonly number[] | null> {
     if (plan.counters.length === 0) return NO_VALUES;
-    if (plan.storeUnavailable) return null;
     const request = { now, subject, counters: plan.counters };
     try {
       const outcome: StoreReadResult = this.#sync
         ? this.#sync.readSync(request)
-        : await this.#timed(this.#store.read(request));
+        : await this.#bounded(plan, this.#store.read(request));
       return outcome.values;
     } catch {
       return null;
@@ -944,6 +940,23 @@ export class QuotaEngine {
   }
 
   /** Bounds an asynchronous store call by `storeTimeoutMs`: a store never hangs the engine. */
+  /**
+   * A store call of `plan`: bounded by the store timeout, or, when the same operation already
+   * waited it out looking up overrides, by the next turn of the event loop (a store that knows
+   * it is down, such as an insured RedisStore, answers before that).
+   */
+  #bounded<T>(plan: OperationPlan, operation: Promise<T>): Promise<T> {
+    if (!plan.storeUnavailable) return this.#timed(operation);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new QuotaStoreError('The quota store is not answering (overrides timed out)')),
+        0,
+      );
+    });
+    return Promise.race([operation, late]).finally(() => clearTimeout(timer));
+  }
+
   #timed<T>(operation: Promise<T>): Promise<T> {
     const timeoutMs = this.#config.storeTimeoutMs;
     const own = this.#store.timeoutMs;

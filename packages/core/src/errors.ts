@@ -14,20 +14,30 @@ export type QuotaErrorCode =
 // thrown by a second copy of @quotakit/core in the same process (duplicate installs).
 const BRAND = Symbol.for('quotakit.error');
 
+// On a class itself (not inherited): `instanceof` that class also accepts any error carrying
+// the brand and, unless the value is '*', this code. Set only on QuotaError and
+// QuotaExceededError. A class body that named its own class would make the bundler rename it
+// (`_QuotaError`), and `new.target.name` would then be that.
+const BRANDED_CODE = Symbol('quotakit.branded-code');
+
 /**
- * Base class of every error QuotaKit throws. Carries a string `code`; use
- * {@link isQuotaError} rather than `instanceof` when several copies of the package may be
- * loaded.
+ * Base class of every error QuotaKit throws. Carries a string `code`.
+ * `instanceof QuotaError` also holds for a QuotaKit error from another copy of the package or
+ * re-made as an SDK's error (see {@link quotaExceededErrorAs}); {@link isQuotaError} says the
+ * same. Subclasses keep the ordinary check, except {@link QuotaExceededError}, so with several
+ * copies of the package loaded compare `code` rather than a subclass.
  */
 export class QuotaError extends Error {
-  /**
-   * `instanceof QuotaError` also holds for a QuotaKit error from another copy of the package
-   * or re-made as an SDK's error (see {@link quotaExceededErrorAs}). Subclasses keep the
-   * ordinary check, except {@link QuotaExceededError}.
-   */
-  static override [Symbol.hasInstance](value: unknown): value is QuotaError {
+  static readonly [BRANDED_CODE]: QuotaErrorCode | '*' = '*';
+
+  static override [Symbol.hasInstance]<T>(
+    this: abstract new (
+      ...args: never[]
+    ) => T,
+    value: unknown,
+  ): value is T {
     // biome-ignore lint/complexity/noThisInStatic: subclasses inherit it; `this` is the class asked.
-    return instanceOrBranded(this, QuotaError, value, undefined);
+    return instanceOrBranded(this, value);
   }
 
   /** Machine-readable code of the error class. */
@@ -42,21 +52,14 @@ export class QuotaError extends Error {
 }
 
 /**
- * `instanceof` for the QuotaKit error classes: the ordinary prototype check, and for
- * `brandedFor` itself (not its subclasses) any branded error with the given code.
+ * `instanceof` for the QuotaKit error classes: the ordinary prototype check, and for a class
+ * with its own {@link BRANDED_CODE} any branded error with that code.
  */
-function instanceOrBranded(
-  asked: unknown,
-  brandedFor: unknown,
-  value: unknown,
-  code: QuotaErrorCode | undefined,
-): boolean {
+function instanceOrBranded(asked: object, value: unknown): boolean {
   if (Function.prototype[Symbol.hasInstance].call(asked, value)) return true;
-  return (
-    asked === brandedFor &&
-    isQuotaError(value) &&
-    (code === undefined || (value as { code?: unknown }).code === code)
-  );
+  if (!Object.hasOwn(asked, BRANDED_CODE) || !isQuotaError(value)) return false;
+  const code = (asked as { [BRANDED_CODE]: QuotaErrorCode | '*' })[BRANDED_CODE];
+  return code === '*' || (value as { code?: unknown }).code === code;
 }
 
 /** Whether `error` is a QuotaKit error, from this or any other copy of the package. */
@@ -71,17 +74,13 @@ export function isQuotaError(error: unknown): error is QuotaError {
 /**
  * A request was refused. Thrown where a caller awaits an action that cannot proceed (the LLM
  * wrapper, `runTask`); inside the engine a refusal is a result with `allowed: false`.
+ * `instanceof QuotaExceededError` also holds for a refusal re-made as an SDK's own error
+ * ({@link quotaExceededErrorAs}) and for one from another copy of @quotakit/core: both carry
+ * the QuotaKit brand and the code `quota_exceeded`.
  */
 export class QuotaExceededError extends QuotaError {
-  /**
-   * `instanceof QuotaExceededError` also holds for a refusal re-made as an SDK's own error
-   * ({@link quotaExceededErrorAs}) and for one from another copy of @quotakit/core: both carry
-   * the QuotaKit brand and the code `quota_exceeded`. Subclasses keep the ordinary check.
-   */
-  static override [Symbol.hasInstance](value: unknown): value is QuotaExceededError {
-    // biome-ignore lint/complexity/noThisInStatic: subclasses inherit it; `this` is the class asked.
-    return instanceOrBranded(this, QuotaExceededError, value, 'quota_exceeded');
-  }
+  // Subclasses keep the ordinary check: only this class has its own branded code.
+  static override readonly [BRANDED_CODE]: QuotaErrorCode | '*' = 'quota_exceeded';
 
   /** The binding result: the resource and rule that refused. */
   readonly result: QuotaCheckResult;
@@ -120,7 +119,8 @@ export function quotaExceededErrorAs(
 ): QuotaExceededError {
   let Branded = exceededAs.get(errorClass);
   if (Branded === undefined) {
-    Branded = class extends errorClass {};
+    // Named as a property is, so that logs show `QuotaExceededError`.
+    Branded = { QuotaExceededError: class extends errorClass {} }.QuotaExceededError;
     exceededAs.set(errorClass, Branded);
   }
   const branded = new Branded(error.message);

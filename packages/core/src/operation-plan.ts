@@ -47,8 +47,9 @@ export interface OperationPlan {
   /** An enforced per_request rule refuses: the store must not be asked to add anything. */
   perRequestRefused: boolean;
   /**
-   * The store failed to give the subject's run-time overrides for this operation: a decision
-   * is `unknown` at once, without asking the store again (one timeout, not two).
+   * The store failed to give the subject's run-time overrides for this operation: it gets no
+   * more than a turn of the event loop to decide, so that a decision waits one timeout, not
+   * two (see {@link OVERRIDES_UNAVAILABLE}).
    */
   storeUnavailable: boolean;
 }

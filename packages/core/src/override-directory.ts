@@ -21,6 +21,8 @@ export class OverrideDirectory {
   #byId: Map<string, StoredOverride[]> | undefined;
   #listedAt = Number.NEGATIVE_INFINITY;
   #listing: Promise<void> | undefined;
+  /** When (`performance.now()`) the listing in progress began. */
+  #listingStartedAt = 0;
   /** Until when the store is known to hold too many overrides for a directory. */
   #tooManyUntil = Number.NEGATIVE_INFINITY;
   /** Counts {@link forget} calls: a listing begun before one is not installed. */
@@ -59,20 +61,24 @@ export class OverrideDirectory {
    * The overrides of the subject's ids, listing the store again (one listing at a time,
    * shared by every caller) when the last listing is too old. Undefined when the directory
    * is off or the store holds too many overrides for one: ask id by id. A listing that fails
-   * goes to `onError` and rejects.
+   * goes to `onError`, and the lookup rejects with a {@link ListingFailedError}.
    */
   async lookup(subject: Subject, now: number): Promise<readonly StoredOverride[] | undefined> {
     const listed = this.peek(subject, now);
     if (listed !== undefined) return listed;
     if (this.#ttlMs === 0 || now < this.#tooManyUntil) return undefined;
-    this.#listing ??= this.#relist(now).finally(() => {
-      this.#listing = undefined;
-    });
+    if (this.#listing === undefined) {
+      this.#listingStartedAt = performance.now();
+      this.#listing = this.#relist(now).finally(() => {
+        this.#listing = undefined;
+      });
+    }
+    const startedAt = this.#listingStartedAt;
     try {
       await this.#listing;
     } catch (error) {
       this.#onError(error);
-      throw error;
+      throw new ListingFailedError(error, performance.now() - startedAt);
     }
     return this.#byId === undefined ? undefined : this.peek(subject, this.#listedAt);
   }
@@ -106,3 +112,17 @@ export class OverrideDirectory {
 }
 
 const NONE: readonly StoredOverride[] = Object.freeze([]);
+
+/**
+ * A listing of overrides failed; `elapsedMs` is how long it ran, from its start (callers that
+ * joined it late waited less), so that a listing that used up its time can be told from one
+ * refused at once.
+ */
+export class ListingFailedError extends Error {
+  readonly elapsedMs: number;
+
+  constructor(cause: unknown, elapsedMs: number) {
+    super('Listing the run-time overrides failed', { cause });
+    this.elapsedMs = elapsedMs;
+  }
+}

@@ -11,8 +11,9 @@ export type RuntimeRules = ReadonlyMap<QuotaScope, ReadonlyMap<string, readonly 
 /**
  * The run-time overrides of a subject whose store could not give them (it failed or timed
  * out): no overrides for planning, and a sign that the operation must not wait on the store a
- * second time. The operation is answered as `unknown` (failureMode) at once, so that it ends
- * within one store timeout.
+ * second time. The store gets no more than a turn of the event loop to answer (an insured
+ * RedisStore answers from its insurance store at once); after that the decision is `unknown`
+ * (failureMode), so that it ends within about one store timeout.
  */
 export const OVERRIDES_UNAVAILABLE: RuntimeRules = new Map();
 

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { RESERVED_RESOURCE_NAMES, RESOURCE_NAME_PATTERN, resolveRule } from './config.js';
 import { QuotaConfigError, QuotaStoreError, QuotaValidationError } from './errors.js';
-import { OverrideDirectory } from './override-directory.js';
+import { ListingFailedError, OverrideDirectory } from './override-directory.js';
 import { OVERRIDES_UNAVAILABLE, type RuntimeRules } from './rule-book.js';
 import type { QuotaRule, QuotaScope, ResolvedRule } from './rules.js';
 import type {
@@ -130,17 +130,16 @@ export class RuntimeOverrides {
   async forSubject(subject: Subject): Promise<RuntimeRules | null> {
     if (this.#sync) return this.forSubjectSync(subject);
     const now = this.#options.clock();
-    const startedAt = performance.now();
     let listed: readonly StoredOverride[] | undefined;
     try {
       listed = await this.#directory.lookup(subject, now);
-    } catch {
-      // A listing that took up its time makes the decision unknown (a second wait would
-      // double it). One refused at once comes from a store that knows it cannot list now,
-      // and may still answer for the subject's ids (RedisStore's insurance store does).
-      if (performance.now() - startedAt >= this.#options.timeoutMs / 2) {
-        return OVERRIDES_UNAVAILABLE;
-      }
+    } catch (error) {
+      // A listing that used up its time: no second wait for the ids (the operation then
+      // gives the store only what is left, nothing). One refused at once comes from a store
+      // that knows it cannot list now, and may still answer for the subject's ids
+      // (RedisStore's insurance store does).
+      const elapsedMs = error instanceof ListingFailedError ? error.elapsedMs : Infinity;
+      if (elapsedMs >= this.#options.timeoutMs / 2) return OVERRIDES_UNAVAILABLE;
       listed = undefined;
     }
     if (listed !== undefined) return this.#index(listed);

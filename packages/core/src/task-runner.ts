@@ -71,11 +71,7 @@ export interface RunTaskOptions {
   leaseTtlMs?: number;
 }
 
-/**
- * The task ran out of time (`timeoutMs` of {@link runTask}).
- *
- * Not (yet) a `QuotaError`: their codes name quota outcomes, and a timeout is none.
- */
+/** The task ran out of time (`timeoutMs` of {@link runTask}); its `code` is `task_timeout`. */
 export class TaskTimeoutError extends QuotaError {
   /** The task's id, when it has one. */
   readonly taskId: string | undefined;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createQuotaEngine } from '../src/engine.js';
 import { QuotaConfigError, QuotaStoreError } from '../src/errors.js';
 import { MemoryStore } from '../src/memory-store.js';
@@ -55,36 +55,69 @@ describe('a failing store gives a defined answer', () => {
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
-  it('waits one timeout, not two, when the overrides cannot be read', async () => {
-    // A store that hangs on everything: the override lookup times out first, and the
-    // operation itself is then not sent at all (it would only wait out a second timeout).
-    const sent = { consume: 0, read: 0 };
+  describe('waits one timeout, not two, when the overrides cannot be read', () => {
     const hang = () => new Promise<never>(() => {});
-    const store: QuotaStore = {
-      ...failingStore('hang'),
-      listOverrides: hang,
-      consume: () => {
-        sent.consume += 1;
-        return hang();
-      },
-      read: () => {
-        sent.read += 1;
-        return hang();
-      },
-    };
-    const engine = createQuotaEngine({
-      store,
-      failureMode: 'closed',
-      storeTimeoutMs: 30,
-      defaults,
+    beforeEach(() => {
+      vi.useFakeTimers();
     });
-    const decision = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
-    expect(decision.results.llm_requests).toMatchObject({ status: 'unknown', allowed: false });
-    const reservation = await engine.reserve({ userId: 'u', amounts: { llm_requests: 1 } });
-    expect(reservation.allowed).toBe(false);
-    const check = await engine.checkQuota({ userId: 'u', resource: 'llm_requests' });
-    expect(check.status).toBe('unknown');
-    expect(sent).toEqual({ consume: 0, read: 0 });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    /** Whether `promise` has settled, checked without waiting. */
+    function watch(promise: Promise<unknown>): { settled: boolean } {
+      const state = { settled: false };
+      void promise.then(
+        () => {
+          state.settled = true;
+        },
+        () => {
+          state.settled = true;
+        },
+      );
+      return state;
+    }
+
+    it('answers unknown right after the override lookup times out', async () => {
+      const engine = createQuotaEngine({
+        store: { ...failingStore('hang'), listOverrides: hang },
+        failureMode: 'closed',
+        storeTimeoutMs: 100,
+        defaults,
+        onError: () => {},
+      });
+      const consume = engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+      const check = engine.checkQuota({ userId: 'u', resource: 'llm_requests' });
+      // A caller joining the same listing late waits less, not a timeout of its own on top.
+      await vi.advanceTimersByTimeAsync(60);
+      const late = engine.consume({ userId: 'v', amounts: { llm_requests: 1 } });
+      const states = [watch(consume), watch(check), watch(late)];
+      await vi.advanceTimersByTimeAsync(41);
+      expect(states.map((state) => state.settled)).toEqual([true, true, true]);
+      expect((await consume).results.llm_requests).toMatchObject({
+        status: 'unknown',
+        allowed: false,
+      });
+      expect((await check).status).toBe('unknown');
+      expect((await late).allowed).toBe(false);
+    });
+
+    it('still takes an answer the store gives at once, as an insured store does', async () => {
+      const memory = new MemoryStore();
+      const engine = createQuotaEngine({
+        store: { ...asyncView(memory), listOverrides: hang },
+        failureMode: 'closed',
+        storeTimeoutMs: 100,
+        defaults,
+        onError: () => {},
+      });
+      const consume = engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });
+      await vi.advanceTimersByTimeAsync(101);
+      expect((await consume).results.llm_requests).toMatchObject({
+        status: 'within_limit',
+        used: 1,
+      });
+    });
   });
 
   it('decides as soon as the store answers overrides again', async () => {
@@ -96,6 +129,8 @@ describe('a failing store gives a defined answer', () => {
         down ? Promise.reject(new Error('ECONNRESET')) : memory.listOverrides(filter),
       getOverrides: (request) =>
         down ? Promise.reject(new Error('ECONNRESET')) : memory.getOverrides(request),
+      consume: (request) =>
+        down ? Promise.reject(new Error('ECONNRESET')) : memory.consume(request),
     };
     const engine = createQuotaEngine({ store, defaults, onError: () => {} });
     const during = await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });

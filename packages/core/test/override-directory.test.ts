@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_DIRECTORY_SIZE, OverrideDirectory } from '../src/override-directory.js';
+import {
+  ListingFailedError,
+  MAX_DIRECTORY_SIZE,
+  OverrideDirectory,
+} from '../src/override-directory.js';
 import type { StoredOverride } from '../src/store.js';
 
 const override = (id: string, limit: number): StoredOverride => ({
@@ -58,7 +62,10 @@ describe('OverrideDirectory', () => {
       5_000,
       (error) => errors.push(error),
     );
-    await expect(directory.lookup({ userId: 'a' }, 0)).rejects.toThrow('store down');
+    const failure = await directory.lookup({ userId: 'a' }, 0).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ListingFailedError);
+    expect((failure as ListingFailedError).cause).toMatchObject({ message: 'store down' });
+    expect((failure as ListingFailedError).elapsedMs).toBeGreaterThanOrEqual(0);
     expect(errors).toHaveLength(1);
     fail = false;
     expect(await directory.lookup({ userId: 'a' }, 1)).toEqual([override('a', 3)]);
