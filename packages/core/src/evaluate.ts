@@ -125,9 +125,10 @@ function retryAfter(
 
 /**
  * The binding rule: when something refuses, the enforced refusal that frees up last;
- * otherwise the rule with the most severe status, and among equal statuses the one with the
- * least headroom, the amount left (enforced rules before shadow ones). So 60 left of 60 per
- * minute binds before 400 left of 1000 per day: the minute runs out first.
+ * otherwise the rule with the least headroom, the amount left (enforced rules before shadow
+ * ones), whose `remaining` is then what the caller can still spend; among equal amounts, the
+ * more severe status. So 10 left of 40 per minute binds before 500 left of 5000 per day (the
+ * minute runs out first), even though the day is approaching its limit and the minute not.
  */
 function pickBinding(rules: readonly RuleEvaluation[]): RuleEvaluation {
   let best = rules[0]!;
@@ -144,9 +145,9 @@ function outranks(a: RuleEvaluation, b: RuleEvaluation): boolean {
   if (aRefuses !== bRefuses) return aRefuses;
   if (aRefuses) return (a.retryAfterMs ?? Infinity) > (b.retryAfterMs ?? Infinity);
   if ((a.mode === 'enforce') !== (b.mode === 'enforce')) return a.mode === 'enforce';
-  const severity = statusSeverity(a.status) - statusSeverity(b.status);
-  if (severity !== 0) return severity > 0;
-  return (a.remaining ?? Infinity) < (b.remaining ?? Infinity);
+  const left = (a.remaining ?? Infinity) - (b.remaining ?? Infinity);
+  if (left !== 0 && !Number.isNaN(left)) return left < 0;
+  return statusSeverity(a.status) > statusSeverity(b.status);
 }
 
 // Sliding estimates are products of fractions, and sums of fractional amounts carry float

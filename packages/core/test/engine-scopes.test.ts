@@ -95,14 +95,21 @@ describe('subjects, scopes and rules', () => {
     }
     const check = await quota.checkQuota({ userId: 'u', resource: 'llm_requests' });
     expect(check).toMatchObject({ period: 'per_minute', remaining: 60, status: 'within_limit' });
-    // A more severe status binds whatever is left: 800 of 1000 today is approaching_limit.
-    for (let minute = 0; minute < 4; minute++) {
+    // 900 of the day spent (approaching_limit, 100 left) and 50 of this minute (10 left): the
+    // minute still runs out first.
+    for (let minute = 0; minute < 5; minute++) {
       await quota.consume({ userId: 'u', amounts: { llm_requests: 50 } });
       minuteClock.advance(60_000);
     }
-    const approaching = await quota.checkQuota({ userId: 'u', resource: 'llm_requests' });
-    expect(approaching).toMatchObject({ period: 'per_day', remaining: 200 });
-    expect(approaching.status).toBe('approaching_limit');
+    await quota.consume({ userId: 'u', amounts: { llm_requests: 50 } });
+    const minuteBinds = await quota.checkQuota({ userId: 'u', resource: 'llm_requests' });
+    expect(minuteBinds).toMatchObject({ period: 'per_minute', remaining: 10 });
+    // 960 of the day spent, and a fresh minute: 40 left today against 60, so the day binds.
+    minuteClock.advance(60_000);
+    await quota.consume({ userId: 'u', amounts: { llm_requests: 60 } });
+    minuteClock.advance(60_000);
+    const dayBinds = await quota.checkQuota({ userId: 'u', resource: 'llm_requests' });
+    expect(dayBinds).toMatchObject({ period: 'per_day', remaining: 40, status: 'at_limit' });
   });
 
   it('lets an override replace the default rules of its scope for one id only', async () => {
