@@ -25,7 +25,8 @@ export interface AdminRoute {
  *   count down to each `resetAt`;
  * - `GET /quotas?scope=&id=`: the run-time quotas in the store (`engine.listQuotas`);
  * - `PUT /quotas/:scope/:id/:resource`: sets a run-time quota, the body being one rule
- *   (`{ "limit": 5000, "period": "per_day" }`) or several (`{ "rules": [...] }`);
+ *   (`{ "limit": 5000, "period": "per_day" }`) or several (`{ "rules": [...] }`); a rule may
+ *   name its `scope` when it is the path's (400 otherwise);
  * - `DELETE /quotas/:scope/:id/:resource`: removes it (404 when there was none);
  * - `GET /dashboard`: one self-contained HTML page of usage bars.
  */

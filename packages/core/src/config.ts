@@ -435,8 +435,12 @@ function checkStoreRules(store: QuotaStore, rules: readonly ResolvedRule[], path
     store.checkRules?.(rules);
   } catch (error) {
     if (isQuotaError(error) && error.code === 'quota_config') {
+      // An older copy of the package has no `reason`: take the message without its prefix.
       const { reason } = error as Partial<QuotaConfigError>;
-      throw new QuotaConfigError(path, reason ?? error.message);
+      throw new QuotaConfigError(
+        path,
+        reason ?? error.message.replace(/^Invalid QuotaKit configuration(?: at [^:]*)?: /, ''),
+      );
     }
     throw error;
   }

@@ -509,7 +509,15 @@ export class QuotaEngine {
     fn: (ctx: TaskContext) => T | Promise<T>,
     options?: RunTaskOptions,
   ): Promise<T> {
-    return runTask(this, this.#config.estimator, task, fn, options);
+    const { clock } = this.#config;
+    return runTask(
+      this,
+      this.#config.estimator,
+      task,
+      fn,
+      options,
+      clock === Date.now ? undefined : clock,
+    );
   }
 
   /**

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { RESERVED_RESOURCE_NAMES, RESOURCE_NAME_PATTERN, resolveRule } from './config.js';
-import { QuotaConfigError, QuotaStoreError, QuotaValidationError } from './errors.js';
+import { isQuotaError, QuotaConfigError, QuotaStoreError, QuotaValidationError } from './errors.js';
 import { ListingFailedError, OverrideDirectory } from './override-directory.js';
 import { OVERRIDES_UNAVAILABLE, type RuntimeRules } from './rule-book.js';
 import type { QuotaRule, QuotaScope, ResolvedRule } from './rules.js';
@@ -184,7 +184,10 @@ export class RuntimeOverrides {
     try {
       this.#options.store.checkRules?.(resolved);
     } catch (error) {
-      if (error instanceof QuotaConfigError) throw new QuotaValidationError(error.message);
+      // Also a refusal from another copy of the package (RedisStore's own dependency).
+      if (isQuotaError(error) && error.code === 'quota_config') {
+        throw new QuotaValidationError(error.message);
+      }
       throw error;
     }
     const stored: StoredOverride = {

@@ -170,8 +170,9 @@ export interface QuotaStore {
   /**
    * Optional: refuses rules this store cannot enforce correctly, by throwing a
    * QuotaConfigError (a Redis Cluster store sharded by tenant cannot keep a global counter
-   * atomic with a tenant's, for example). The engine calls it at construction with every
-   * configured rule, and before storing a run-time override.
+   * atomic with a tenant's, for example). The engine calls it at construction once per
+   * configured resource (defaults, then each override), with that resource's rules, and
+   * before storing a run-time override; it re-throws a refusal with the configuration path.
    */
   checkRules?(rules: readonly ResolvedRule[]): void;
   /**

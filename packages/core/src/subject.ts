@@ -24,17 +24,22 @@ export const MAX_ID_LENGTH = 512;
 export function withinIdLength(id: string): boolean {
   if (id.length <= MAX_ID_LENGTH) return true;
   if (id.length > 2 * MAX_ID_LENGTH) return false;
+  return characterCount(id) <= MAX_ID_LENGTH;
+}
+
+/** Characters (code points) of `text`, counted without making an array of them. */
+export function characterCount(text: string): number {
   let characters = 0;
-  for (let i = 0; i < id.length; i++) {
-    const unit = id.charCodeAt(i);
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
     // A high surrogate followed by a low one is one character.
-    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < id.length) {
-      const next = id.charCodeAt(i + 1);
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
       if (next >= 0xdc00 && next <= 0xdfff) i += 1;
     }
     characters += 1;
   }
-  return characters <= MAX_ID_LENGTH;
+  return characters;
 }
 
 /** The scopes a subject's ids bind, each with its field (no `global`: it has no id). */

@@ -10,7 +10,7 @@ import { validateAmounts, validateId, validateTtl } from './validation.js';
 /** The engine methods tasks are checked and run with. */
 export type TaskQuotaEngine = Pick<
   QuotaEngine,
-  'checkQuotas' | 'acquire' | 'recordUsage' | 'boundResources' | 'now'
+  'checkQuotas' | 'acquire' | 'recordUsage' | 'boundResources'
 >;
 
 /** The answer of {@link checkTaskQuota}. */
@@ -148,9 +148,9 @@ export async function checkTaskQuota(
  * 2. takes a `concurrent_tasks` lease; refused -> {@link QuotaExceededError};
  * 3. runs `fn(ctx)`, which records what it spends with `ctx.record`;
  * 4. when `fn` returns, throws or times out, records `execution_time` in seconds, to the
- *    millisecond, on the engine's clock (so an injected clock that a test moves decides it);
- *    a clock that did not move meanwhile (frozen in a test) gives way to real elapsed time;
- *    then releases the lease.
+ *    millisecond: real elapsed time (`performance.now()`, which no clock change moves), or
+ *    with an injected engine clock (`injectedClock`) that moved meanwhile, that clock's time,
+ *    so that a test moving it decides; then releases the lease.
  *
  * Bookkeeping after the task never changes its outcome: if recording or releasing fails,
  * `fn`'s value or error still stands and the lease is returned when `leaseTtlMs` passes.
@@ -174,6 +174,7 @@ export async function runTask<T>(
   task: QuotaTask,
   fn: (ctx: TaskContext) => T | Promise<T>,
   options: RunTaskOptions = {},
+  injectedClock?: () => number,
 ): Promise<T> {
   if (typeof fn !== 'function') throw new QuotaValidationError('runTask expects a function');
   if (typeof options !== 'object' || options === null) {
@@ -217,7 +218,7 @@ export async function runTask<T>(
       }),
   };
   const startedAt = performance.now();
-  const clockStartedAt = engine.now();
+  const clockStartedAt = injectedClock?.();
   let outcome: 'success' | 'error' | 'timeout' = 'error';
   try {
     // Through a promise so that a synchronous throw in fn is handled like a rejection.
@@ -231,7 +232,7 @@ export async function runTask<T>(
     }
     throw error;
   } finally {
-    const clockMs = engine.now() - clockStartedAt;
+    const clockMs = injectedClock === undefined ? 0 : injectedClock() - (clockStartedAt as number);
     const elapsedMs = clockMs > 0 ? clockMs : performance.now() - startedAt;
     // Milliseconds rounded away: sub-millisecond jitter of the timer is noise, not usage.
     const seconds = Math.round(elapsedMs) / 1000;

@@ -70,7 +70,9 @@ const SPAN_ATTRIBUTES = createContextKey('quotakit.span-attributes');
  * `parent` with `attributes` that every `quota.*` span started under it carries as well,
  * added to those it had already. The LLM wrapper puts the GenAI semantic-convention attributes
  * (`gen_ai.request.model`, `gen_ai.usage.input_tokens`, ...) on the engine's spans this way.
- * Run the engine call in the returned context (`context.with(ctx, fn)`).
+ * Run the engine call in the returned context (`context.with(ctx, fn)`); that takes a
+ * registered context manager (NodeSDK registers one), without which OpenTelemetry keeps no
+ * context at all and the attributes, like parent spans, are lost.
  *
  * @example
  * const ctx = withSpanAttributes(context.active(), { 'gen_ai.request.model': 'gpt-4o' });

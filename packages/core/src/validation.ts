@@ -1,7 +1,7 @@
 import { QuotaValidationError } from './errors.js';
 import { isBuiltInResource, resourceKind } from './resource-types.js';
 import type { RuleBook, RuntimeRules } from './rule-book.js';
-import { MAX_ID_LENGTH, type Subject, withinIdLength } from './subject.js';
+import { characterCount, MAX_ID_LENGTH, type Subject, withinIdLength } from './subject.js';
 import type { UsageQuery } from './usage-ledger.js';
 
 /**
@@ -32,7 +32,7 @@ export function validateId(id: unknown, field: string): string {
   if (id.length === 0) throw new QuotaValidationError(`${field} must not be empty`);
   if (!withinIdLength(id)) {
     throw new QuotaValidationError(
-      `${field} must be at most ${MAX_ID_LENGTH} characters, got ${[...id].length}`,
+      `${field} must be at most ${MAX_ID_LENGTH} characters, got ${characterCount(id)}`,
     );
   }
   return id;

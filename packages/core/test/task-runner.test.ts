@@ -182,7 +182,7 @@ describe('runTask', () => {
   it('measures execution time on the engine clock when a test moves it', async () => {
     // No timers at all: the task "takes" three seconds of the injected clock.
     const { engine, clock, used } = setup();
-    await runTask(engine, defaultTaskEstimator, task, async () => {
+    await engine.runTask(task, async () => {
       clock.advance(3_000);
     });
     expect(await used('execution_time')).toBe(3);

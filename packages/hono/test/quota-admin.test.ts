@@ -75,6 +75,12 @@ describe('quotaAdmin() for Hono', () => {
     expect((await engine.getQuotaStatus('llm_requests', { tenantId: 'acme / eu' })).limit).toBe(5);
     expect((await app.request(path, { method: 'DELETE', headers: auth })).status).toBe(200);
     expect((await app.request(path, { method: 'DELETE', headers: auth })).status).toBe(404);
+    // A rule written out whole may name its scope, the path's.
+    const whole = JSON.stringify({ limit: 7, period: 'per_day', scope: 'tenant' });
+    expect((await app.request(path, { method: 'PUT', body: whole, headers: auth })).status).toBe(
+      200,
+    );
+    expect((await engine.getQuotaStatus('llm_requests', { tenantId: 'acme / eu' })).limit).toBe(7);
   });
 
   it.each([
@@ -86,6 +92,12 @@ describe('quotaAdmin() for Hono', () => {
       /^Invalid rule/,
     ],
     ['a zero threshold', '{"limit":5,"period":"per_day","warningThreshold":0}', 400, /above 0/],
+    [
+      "a scope other than the path's",
+      '{"limit":5,"period":"per_day","scope":"tenant"}',
+      400,
+      /scope "tenant" in the body is not the path's "user"/,
+    ],
     [
       'a huge body',
       JSON.stringify({ limit: 1, period: 'per_day', name: 'x'.repeat(20_000) }),

@@ -158,9 +158,9 @@ export class RedisStore implements QuotaStore {
   }
 
   /**
-   * The engine's hook (QuotaStore.checkRules): called with every configured rule when an
-   * engine is created on this store, and with a run-time quota before it is stored, so a
-   * rule that would cross shards is refused up front.
+   * The engine's hook (QuotaStore.checkRules): called with each configured resource's rules
+   * when an engine is created on this store, and with a run-time quota before it is stored,
+   * so a rule that would cross shards is refused up front.
    *
    * @throws QuotaConfigError naming the rule and its scope.
    */
