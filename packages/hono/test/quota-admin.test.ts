@@ -47,6 +47,29 @@ describe('quotaAdmin() for Hono', () => {
     expect(response.status).toBe(403);
   });
 
+  it('lets authorize read the request as a web Request or through the context', async () => {
+    const engine = engineWithRules();
+    const app = new Hono();
+    app.route(
+      '/admin',
+      quotaAdmin({
+        engine,
+        // Written against DESIGN's authorize(request): headers, url and method as on a Request.
+        authorize: (request) => {
+          const asRequest = request as unknown as Request;
+          return (
+            asRequest.headers.get('authorization') === `Bearer ${TOKEN}` &&
+            asRequest.method === 'GET' &&
+            new URL(asRequest.url).pathname === '/admin/status' &&
+            request.req.header('authorization') === `Bearer ${TOKEN}`
+          );
+        },
+      }),
+    );
+    expect((await app.request('/admin/status?userId=u1', { headers: auth })).status).toBe(200);
+    expect((await app.request('/admin/status?userId=u1')).status).toBe(401);
+  });
+
   it.each(routes)('refuses %s %s with 401 without the token', async (method, path) => {
     const engine = engineWithRules();
     const body = method === 'PUT' ? ruleBody : undefined;
