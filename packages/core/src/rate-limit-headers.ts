@@ -1,6 +1,6 @@
 import type { QuotaPeriod } from './periods.js';
 import type { QuotaCheckResult, RuleEvaluation } from './results.js';
-import { statusSeverity } from './statuses.js';
+import { type QuotaStatus, statusSeverity } from './statuses.js';
 
 /**
  * Where quota headers are written: a Web `Headers`, an Express response, or anything else
@@ -64,7 +64,9 @@ export function secondsUntil(resetAt: Date, nowMs: number): number {
  *   `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds, as
  *   express-rate-limit sends it).
  * - `Quota-Status` (QuotaKit's own, a Structured Fields list, appended): one item per resource
- *   that needs attention, `<status>; resource="<name>"`, e.g.
+ *   that needs attention, with the most severe status of its enforced rules (the binding rule,
+ *   the one with the least left, need not be the nearest its limit), `<status>;
+ *   resource="<name>"`, e.g.
  *   `Quota-Status: approaching_limit; resource="llm_tokens", unknown; resource="llm_requests"`.
  *   Statuses are the engine's: approaching_limit, at_limit, exceeded, unknown.
  *
@@ -85,8 +87,9 @@ export function writeQuotaHeaders(
   let binding: QuotaCheckResult | undefined;
   for (const resource in results) {
     const result = results[resource]!;
-    if (result.status !== 'within_limit') {
-      statuses += `${statuses === '' ? '' : ', '}${result.status}; resource="${resource}"`;
+    const status = worstStatus(result);
+    if (status !== 'within_limit') {
+      statuses += `${statuses === '' ? '' : ', '}${status}; resource="${resource}"`;
     }
     if (style === 'legacy') {
       if (result.limit !== null && (binding === undefined || tighter(result, binding))) {
@@ -110,6 +113,23 @@ export function writeQuotaHeaders(
   if (limits !== '') target.append('RateLimit', limits);
   if (binding !== undefined) writeLegacyHeaders(target, binding);
   if (statuses !== '') target.append('Quota-Status', statuses);
+}
+
+/**
+ * The most severe status of a result's enforced rules: the binding rule is the one with the
+ * least left, which need not be the one nearest its limit (10 of 40 per minute left binds
+ * while the day is approaching its limit), and the header must still warn.
+ */
+function worstStatus(result: QuotaCheckResult): QuotaStatus {
+  let worst = result.status;
+  const rules = result.rules;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    if (rule.mode === 'enforce' && statusSeverity(rule.status) > statusSeverity(worst)) {
+      worst = rule.status;
+    }
+  }
+  return worst;
 }
 
 /** A rule's `RateLimit-Policy` item, and its quoted name for the `RateLimit` item. */

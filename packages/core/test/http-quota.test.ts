@@ -65,6 +65,32 @@ describe('writeQuotaHeaders', () => {
     });
   });
 
+  it('warns in Quota-Status about any rule near its limit, not only the binding one', async () => {
+    let now = NOW;
+    const engine = createQuotaEngine({
+      clock: () => now,
+      defaults: {
+        llm_requests: [
+          { limit: 40, period: 'per_minute' },
+          { limit: 5000, period: 'per_day' },
+        ],
+      },
+    });
+    // 4,470 recorded earlier today, then 30 in a fresh minute: 10 left this minute (75 %,
+    // within_limit) binds, while the day, 500 left (90 %), is approaching its limit.
+    await engine.recordUsage({ userId: 'u1', resource: 'llm_requests', amount: 4470 });
+    now += 60_000;
+    const decision = await engine.consume({ userId: 'u1', amounts: { llm_requests: 30 } });
+    expect(decision.results.llm_requests).toMatchObject({
+      period: 'per_minute',
+      remaining: 10,
+      status: 'within_limit',
+    });
+    expect(headersOf(decision, 'draft-8')['quota-status']).toBe(
+      'approaching_limit; resource="llm_requests"',
+    );
+  });
+
   it('advertises a rule anew when its limit or its month length changes', async () => {
     let now = NOW;
     const engine = createQuotaEngine({
