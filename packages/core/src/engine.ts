@@ -947,7 +947,6 @@ export class QuotaEngine {
     return { values, now, applied, allowedWhenUnknown: this.#allowedWhenUnknown };
   }
 
-  /** Bounds an asynchronous store call by `storeTimeoutMs`: a store never hangs the engine. */
   /**
    * A store call of `plan`: bounded by the store timeout, or, when the same operation already
    * waited it out looking up overrides, by the next turn of the event loop (a store that knows
@@ -965,6 +964,7 @@ export class QuotaEngine {
     return Promise.race([operation, late]).finally(() => clearTimeout(timer));
   }
 
+  /** Bounds an asynchronous store call by `storeTimeoutMs`: a store never hangs the engine. */
   #timed<T>(operation: Promise<T>): Promise<T> {
     const timeoutMs = this.#config.storeTimeoutMs;
     const own = this.#store.timeoutMs;

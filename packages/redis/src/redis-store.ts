@@ -122,13 +122,13 @@ export class RedisStore implements QuotaStore {
     return outcome;
   };
 
+  /** The per-operation timeout in ms: the engine relies on it instead of a timer of its own. */
+  readonly timeoutMs: number;
+
   /**
    * @throws QuotaConfigError naming the bad option (a missing client, a prefix with a brace, a
    * timeout that is not a positive whole number of ms...).
    */
-  /** The per-operation timeout in ms: the engine relies on it instead of a timer of its own. */
-  readonly timeoutMs: number;
-
   constructor(options: RedisStoreOptions) {
     const resolved = resolveRedisStoreOptions(options);
     this.timeoutMs = resolved.timeoutMs;
