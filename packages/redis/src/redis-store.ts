@@ -98,7 +98,7 @@ export class RedisStore implements QuotaStore {
   readonly #insured = new Map<string, number>();
   #warnedCrossing = false;
   readonly #nowText = new RecentText();
-  readonly #ttlText = new RecentText();
+  readonly #expiryText = new RecentText();
   readonly #limitText = new RecentText();
   // Reply decoders, made once: a call passes its override epoch instead of a closure.
   readonly #readReply = this.#counted((reply) => ({ values: valuesOf(reply as CounterReply) }));
@@ -191,7 +191,13 @@ export class RedisStore implements QuotaStore {
     const tag = this.#tagFor(request);
     if (typeof tag !== 'string') return tag;
     const { counters, limits, hold } = request;
-    if (hold === undefined && counters.length === 1 && limits.every(isFixed)) {
+    if (
+      hold === undefined &&
+      counters.length === 1 &&
+      limits.every(isFixed) &&
+      // The script takes an expiry after now for a live one (see CONSUME_ONE_SCRIPT).
+      (counters[0]!.ttlMs === null || counters[0]!.ttlMs > 0)
+    ) {
       return this.#counting(
         CONSUME_ONE_SCRIPT,
         2,
@@ -436,8 +442,9 @@ export class RedisStore implements QuotaStore {
 
   /**
    * KEYS and ARGV of CONSUME_ONE_SCRIPT: the shard's reservation index and the counter; now,
-   * whether to read the override count, the amount, the ttl and the tightest limit (the
-   * smallest: a total within it is within every other limit on the counter).
+   * whether to read the override count, the amount, when the counter expires (now + ttl: the
+   * same text all through a window) and the tightest limit (the smallest: a total within it
+   * is within every other limit on the counter).
    */
   #consumeOneArgv(tag: string, request: StoreConsumeRequest): string[] {
     const layout = this.#layout;
@@ -450,7 +457,7 @@ export class RedisStore implements QuotaStore {
       this.#nowText.of(request.now),
       this.#askOverrideCount(),
       String(counter.amount),
-      counter.ttlMs === null ? '' : this.#ttlText.of(counter.ttlMs),
+      counter.ttlMs === null ? '' : this.#expiryText.of(request.now + counter.ttlMs),
       tightest === Number.POSITIVE_INFINITY ? '' : this.#limitText.of(tightest),
     ];
   }

@@ -269,14 +269,19 @@ describeWithRedis('RedisStore consume scripts', () => {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
       return seed / 2 ** 31;
     };
-    const amounts = [0, 1, 2, 5, 0.1, 0.25, 1e-3, 3.5];
-    const ttls = [null, 1_000, 5_000, 60_000];
+    // 2^52 (with no limit) takes a value past 2^53, where whole numbers stop adding inside
+    // Redis.
+    const amounts = [0, 1, 2, 5, 0.1, 0.25, 1e-3, 3.5, 2 ** 52];
+    // 'window': the ttl to the end of a 2-second window, so that the counter's expiry stays the
+    // same all through it, as the engine's fixed windows do.
+    const ttls = [null, 1_000, 5_000, 60_000, 'window', 'window'] as const;
     let now = NOW;
-    for (let step = 0; step < 300; step++) {
+    for (let step = 0; step < 400; step++) {
       now += Math.floor(random() * 700);
       const key = random() < 0.5 ? a! : b!;
       const amount = amounts[Math.floor(random() * amounts.length)]!;
-      const ttlMs = ttls[Math.floor(random() * ttls.length)]!;
+      const ttl = ttls[Math.floor(random() * ttls.length)]!;
+      const ttlMs = ttl === 'window' ? (Math.floor(now / 2_000) + 1) * 2_000 - now : ttl;
       const limits: StoreLimit[] = random() < 0.15 ? [] : [{ counter: 0, limit: 4 + (step % 7) }];
       const request = { now, subject: SUBJECT, counters: [counter(key, amount, ttlMs)], limits };
       const [fromRedis, fromMemory] = await Promise.all([
