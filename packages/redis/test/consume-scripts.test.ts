@@ -291,4 +291,53 @@ describeWithRedis('RedisStore consume scripts', () => {
       expect({ step, ...fromRedis }).toEqual({ step, ...fromMemory });
     }
   });
+  it('decides and counts as MemoryStore does, over a random run of the general scripts', async () => {
+    const redis = new RedisStore({ client, prefix, timeoutMs: 10_000 });
+    const memory = new MemoryStore();
+    const [a, b] = keys('a', 'b');
+    let seed = 20_261_129;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+    // Whole amounts add inside Redis, fractions and sums past 2^53 the long way.
+    const amounts = [0, 1, 2, 5, 0.1, 0.25, 3.5, 2 ** 52];
+    const ttls = [null, 1_000, 60_000, 'window'] as const;
+    const counters = (now: number): StoreCounter[] =>
+      [a!, b!].map((key) => {
+        const ttl = pick(ttls);
+        const ttlMs = ttl === 'window' ? (Math.floor(now / 2_000) + 1) * 2_000 - now : ttl;
+        return counter(key, pick(amounts), ttlMs);
+      });
+    const held: string[] = [];
+    let now = NOW;
+    for (let step = 0; step < 300; step++) {
+      now += Math.floor(random() * 700);
+      const kind = pick(['consume', 'reserve', 'settle', 'record'] as const);
+      const base = { now, subject: SUBJECT, counters: counters(now) };
+      let request: Promise<unknown>[];
+      if (kind === 'record') {
+        const record = { ...base, idempotencyTtlMs: 60_000 };
+        request = [redis.record(record), memory.record(record)];
+      } else if (kind === 'settle' && held.length > 0) {
+        const settle = { ...base, reservationId: held.shift()! };
+        request = [redis.settle(settle), memory.settle(settle)];
+      } else {
+        const limit = 4 + (step % 9);
+        const consume: StoreConsumeRequest = {
+          ...base,
+          limits: [
+            { counter: 0, limit },
+            { counter: 1, limit: limit * 2 },
+          ],
+          ...(kind === 'reserve' ? { hold: { id: `r${run}-${step}`, ttlMs: 1_500 } } : {}),
+        };
+        if (kind === 'reserve') held.push(`r${run}-${step}`);
+        request = [redis.consume(consume), memory.consume(consume)];
+      }
+      const [fromRedis, fromMemory] = await Promise.all(request);
+      expect({ step, kind, outcome: fromRedis }).toEqual({ step, kind, outcome: fromMemory });
+    }
+  });
 });
