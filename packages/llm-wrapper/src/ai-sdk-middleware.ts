@@ -19,8 +19,8 @@ import {
 export type QuotaModelMiddlewareOptions = QuotaWrapperOptions;
 
 /**
- * A Vercel AI SDK middleware (ai 6.x, language model specification v3) that gives a wrapped
- * model the guarantees of `withQuota`, whatever its provider:
+ * A Vercel AI SDK middleware (ai 6.x and 7.x: language model specifications v3 and v4) that
+ * gives a wrapped model the guarantees of `withQuota`, whatever its provider:
  * - before each call it reserves `llm_requests: 1` and `llm_tokens` = the prompt's estimated
  *   input tokens + the call's `maxOutputTokens` (or `defaultMaxOutputTokens`) for the
  *   subject; refused, it throws a `QuotaExceededError` and no request leaves
@@ -38,8 +38,10 @@ export type QuotaModelMiddlewareOptions = QuotaWrapperOptions;
  *
  * The provider (`gen_ai.provider.name`) is the model's `provider` up to its first dot
  * (`'openai.chat'` -> `'openai'`), the model its `modelId` or the one the response names.
- * Bad options throw a QuotaConfigError here, not at call time; a model of an older
- * specification (v2, ai 5) throws one at its first call, before anything is reserved or sent.
+ * Bad options throw a QuotaConfigError here, not at call time; under ai 6, a model of the
+ * older specification v2 (an ai 5 provider) throws one at its first call, before anything is
+ * reserved or sent (ai 7 converts such a model itself). The middleware object says
+ * `specificationVersion: 'v3'`; ai 7's `wrapLanguageModel` takes it as it is.
  *
  * @example
  * import { openai } from '@ai-sdk/openai';
@@ -106,16 +108,24 @@ export function quotaMiddleware(options: QuotaModelMiddlewareOptions): LanguageM
   };
 }
 
+/**
+ * Specifications whose calls and results read the same in every part the middleware reads:
+ * v4 (ai 7) changed only how file data and tool-result files are shaped, which the estimate
+ * counts by the part, not by its data.
+ */
+const SUPPORTED_SPECIFICATIONS: ReadonlySet<unknown> = new Set(['v3', 'v4']);
+
 function describeCall(
   model: AiSdkModel,
   params: AiSdkCallOptions,
   countTokens: CountTokens,
 ): LlmCall {
   // v2 models (ai 5) report usage as flat numbers: read as v3 it would all be estimates.
-  if (model.specificationVersion !== 'v3') {
+  // (ai 7 turns a v2 model into a v4 one before any middleware sees it; ai 6 does not.)
+  if (!SUPPORTED_SPECIFICATIONS.has(model.specificationVersion)) {
     throw new QuotaConfigError(
       'model',
-      `quotaMiddleware needs a language model of specification v3 (ai 6.x), got ${String(
+      `quotaMiddleware needs a language model of specification v3 (ai 6.x) or v4 (ai 7.x), got ${String(
         model.specificationVersion,
       )} from ${String(model.provider)}`,
     );
