@@ -5,102 +5,20 @@
  * Node (CI runs it under Node 24).
  */
 import { createQuotaEngine, QuotaExceededError } from '@quotakit/core';
-import { quotaMiddleware, withQuota } from '@quotakit/llm-wrapper';
+import { quotaMiddleware } from '@quotakit/llm-wrapper';
 import { createOpenAI } from 'ai-sdk-openai-v4';
 import { generateText, streamText, wrapLanguageModel } from 'ai-v7';
 import OpenAI from 'openai-v7';
 import { describe, expect, it } from 'vitest';
 import { standInForFile as aiSdkStandInForFile } from './ai-sdk-stand-in/stand-in-for-file.js';
-import { HI, HI_ESTIMATE, recorded, smallDailyBudget, testEngine, used } from './helpers.js';
 import { rejectionOf } from './rejection-of.js';
-import {
-  EMBEDDING_TOKENS_PER_INPUT,
-  OPENAI_USAGE,
-  REPLY_TEXT,
-  RESPONSES_USAGE,
-  standInForFile,
-} from './stand-in/index.js';
-
-const CHAT_TOKENS = OPENAI_USAGE.promptTokens + OPENAI_USAGE.completionTokens;
+import { describeOpenAIMajor } from './sdk-major-cases.js';
+import { standInForFile } from './stand-in/index.js';
 
 const standIn = await standInForFile();
 const aiSdkStandIn = await aiSdkStandInForFile();
 
-function openai7() {
-  return new OpenAI({ baseURL: standIn.openaiBaseURL, apiKey: 'test-key', maxRetries: 0 });
-}
-
-describe('withQuota on openai 7', () => {
-  it('charges a chat completion the usage it reports, and keeps withResponse()', async () => {
-    const engine = testEngine();
-    const subject = { userId: 'v7-chat' };
-    const openai = withQuota(openai7(), { engine, subject });
-
-    const { data, response } = await openai.chat.completions
-      .create({ model: 'gpt-4o', messages: HI })
-      .withResponse();
-
-    expect(data.choices[0]!.message.content).toBe(REPLY_TEXT);
-    expect(response.status).toBe(200);
-    expect(await used(engine, subject)).toEqual({ llm_requests: 1, llm_tokens: CHAT_TOKENS });
-  });
-
-  it('hides the usage chunk it asked for in a stream and charges the usage', async () => {
-    const engine = testEngine();
-    const subject = { userId: 'v7-stream' };
-    const openai = withQuota(openai7(), { engine, subject });
-
-    const stream = await openai.chat.completions.create({
-      model: 'gpt-4o',
-      messages: HI,
-      stream: true,
-    });
-    let text = '';
-    for await (const chunk of stream) text += chunk.choices[0]!.delta.content ?? '';
-
-    expect(text).toBe(REPLY_TEXT);
-    expect(await used(engine, subject)).toEqual({ llm_requests: 1, llm_tokens: CHAT_TOKENS });
-  });
-
-  it('meters the stream() helper once, and responses and embeddings by their usage', async () => {
-    const engine = testEngine();
-    const subject = { userId: 'v7-helpers' };
-    const openai = withQuota(openai7(), { engine, subject });
-
-    const final = await openai.chat.completions
-      .stream({ model: 'gpt-4o', messages: HI })
-      .finalChatCompletion();
-    const response = await openai.responses.create({ model: 'o4-mini', input: 'Say hello' });
-    await openai.embeddings.create({ model: 'text-embedding-3-small', input: ['a', 'b'] });
-
-    expect(final.choices[0]!.message.content).toBe(REPLY_TEXT);
-    expect(response.output_text).toBe(REPLY_TEXT);
-    expect(await recorded(engine, subject)).toEqual({
-      llm_requests: 3,
-      llm_tokens:
-        CHAT_TOKENS +
-        RESPONSES_USAGE.inputTokens +
-        RESPONSES_USAGE.outputTokens +
-        2 * EMBEDDING_TOKENS_PER_INPUT,
-    });
-  });
-
-  it('refuses a call the budget cannot hold without sending it', async () => {
-    const engine = createQuotaEngine({ defaults: smallDailyBudget(HI_ESTIMATE + 10) });
-    const subject = { userId: 'v7-refused' };
-    const openai = withQuota(openai7(), { engine, subject, estimator: 'fast' });
-    const sent = standIn.requests.length;
-
-    const error = await rejectionOf<QuotaExceededError>(
-      openai.chat.completions.create({ model: 'gpt-4o', messages: HI, max_tokens: 100 }),
-    );
-
-    expect(error).toBeInstanceOf(QuotaExceededError);
-    expect(error).toBeInstanceOf(OpenAI.OpenAIError);
-    expect(standIn.requests.length).toBe(sent);
-    expect(await recorded(engine, subject)).toEqual({});
-  });
-});
+describeOpenAIMajor('openai 7', OpenAI, standIn);
 
 describe('quotaMiddleware on ai 7 (specification v4)', () => {
   function setup(limit = 100_000) {
