@@ -5,6 +5,7 @@ import { type ServerType, serve } from '@hono/node-server';
 import { createQuotaEngine } from '@quotakit/core';
 import { type QuotaVariables, quota } from '@quotakit/hono';
 import { Hono } from 'hono';
+import { serve as serveV1 } from 'hono-node-server-v1';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const rules = {
@@ -20,13 +21,20 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function listen(app: Hono<{ Variables: QuotaVariables }>): Promise<string> {
-  server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+type Serve = (options: { fetch: Hono['fetch']; hostname: string; port: number }) => ServerType;
 
-describe('quota() on a real @hono/node-server listener', () => {
+// The current @hono/node-server and the 1.x line many applications still run: the adapter
+// writes its headers to the Node response both expose as `c.env.outgoing`.
+describe.each([
+  { version: '2.x', serveWith: serve as Serve },
+  { version: '1.x', serveWith: serveV1 as unknown as Serve },
+])('quota() on a real @hono/node-server $version listener', ({ serveWith }) => {
+  async function listen(app: Hono<{ Variables: QuotaVariables }>): Promise<string> {
+    server = serveWith({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
   it('keys callers by their address and refuses the third request with 429', async () => {
     const engine = createQuotaEngine({ defaults: rules });
     const app = new Hono<{ Variables: QuotaVariables }>();
