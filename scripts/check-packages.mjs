@@ -388,6 +388,66 @@ async function checkConsumer(packed, project) {
   ]);
 }
 
+// The oldest OpenTelemetry API core's range admits, and an SDK of its time.
+const OLD_OTEL_API = '@opentelemetry/api@1.3.0';
+const OLD_OTEL_SDK = '@opentelemetry/sdk-trace-base@1.8.0';
+
+// The application registers its SDK through its own (old) API; the engine must share that
+// API and report to that SDK. A second, newer copy of the API in core would see the old
+// registration as incompatible and report nothing, without a word.
+const OLD_OTEL_APP = `
+const { trace } = require('@opentelemetry/api');
+const sdk = require('@opentelemetry/sdk-trace-base');
+const exporter = new sdk.InMemorySpanExporter();
+const provider = new sdk.BasicTracerProvider();
+provider.addSpanProcessor(new sdk.SimpleSpanProcessor(exporter));
+trace.setGlobalTracerProvider(provider);
+const apiOfCore = require.resolve('@opentelemetry/api', {
+  paths: [require.resolve('@quotakit/core')],
+});
+if (apiOfCore !== require.resolve('@opentelemetry/api')) {
+  throw new Error('@quotakit/core has its own @opentelemetry/api: ' + apiOfCore);
+}
+const { createQuotaEngine } = require('@quotakit/core');
+const engine = createQuotaEngine({ defaults: { llm_requests: { limit: 5, period: 'per_day' } } });
+engine.consume({ userId: 'otel-check', amounts: { llm_requests: 1 } }).then(async () => {
+  await engine.close();
+  const names = exporter.getFinishedSpans().map((span) => span.name);
+  if (!names.includes('quota.consume')) throw new Error('spans: ' + JSON.stringify(names));
+}).catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});`;
+
+/**
+ * An application still on the oldest OpenTelemetry API that core's range admits: npm shares
+ * the application's API with core, and the engine's spans reach the application's SDK.
+ */
+async function checkOldOpenTelemetry(core, project) {
+  await writeProject(project, 'quotakit-old-otel-check');
+  const label = `${core.pkg.name} reports spans to an application on ${OLD_OTEL_API}`;
+  const install = await run(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--loglevel=error',
+      core.tarball,
+      OLD_OTEL_API,
+      OLD_OTEL_SDK,
+    ],
+    { cwd: project },
+  );
+  if (install.code !== 0) {
+    report(false, `${label}: npm install exit code ${install.code}`, tail(install.output));
+    return;
+  }
+  const result = await nodeEval(project, OLD_OTEL_APP, 'commonjs');
+  report(result.code === 0, label, result.code === 0 ? [] : [errorLine(result.output)]);
+}
+
 /**
  * Fetches the metadata of the packages' third-party dependencies into npm's cache while the
  * builds keep the CPU busy, so the consumer install later makes few round trips yet still
@@ -446,6 +506,9 @@ try {
       ...packed.map(checkPublint),
       ...packed.map(checkTypesAreWrong),
       warming.then(() => checkConsumer(packed, join(work, 'consumer'))),
+      ...packed
+        .filter((item) => item.pkg.name === '@quotakit/core')
+        .map((core) => warming.then(() => checkOldOpenTelemetry(core, join(work, 'old-otel')))),
     ]);
   }
 } catch (error) {
