@@ -250,7 +250,8 @@ return reply(1)
  *
  * A live counter of the current window already carries that very expiry text: the script then
  * compares two strings instead of turning either time into a number (each such conversion is
- * a call to strtod, a tenth of the script's time), and leaves the expiry alone.
+ * a call to strtod, about a twentieth of the script's time in Redis), and leaves the expiry
+ * alone.
  *
  * The reply is the counter's value before the operation when it was admitted and `-value - 1`
  * when it was refused, as long as that value is a whole number below 2^53 - 1 and the override

@@ -195,7 +195,8 @@ export class RedisStore implements QuotaStore {
       hold === undefined &&
       counters.length === 1 &&
       limits.every(isFixed) &&
-      // The script takes an expiry after now for a live one (see CONSUME_ONE_SCRIPT).
+      // The script takes a counter that expires when this operation would have it expire to
+      // be live, which holds only for a ttl above 0 (see CONSUME_ONE_SCRIPT).
       (counters[0]!.ttlMs === null || counters[0]!.ttlMs > 0)
     ) {
       return this.#counting(
