@@ -1,9 +1,41 @@
 import { describe, expect, it } from 'vitest';
+import { main as demo } from './demo.js';
 import { main as executionService } from './execution-service.js';
 import { main as orchestrator } from './orchestrator.js';
 import { main as statusReport } from './status-report.js';
 
 describe('examples', () => {
+  it('the demo moves users from within_limit to exceeded and refuses past the daily limit', async () => {
+    const { rows, standing } = await demo();
+    expect(rows).toHaveLength(15);
+    const alice = rows.filter((row) => row.user === 'alice');
+    expect(alice.map((row) => row.status)).toEqual([
+      'within_limit',
+      'within_limit',
+      'approaching_limit',
+      'within_limit',
+      'approaching_limit',
+      'at_limit',
+      'exceeded',
+    ]);
+    expect(alice.at(-1)).toMatchObject({
+      decision: 'REFUSED',
+      'binding rule': '10000 per_day',
+      'used today': 9630,
+    });
+    // Carol's override of 30,000 a day keeps her within her limit all along.
+    expect(rows.filter((row) => row.user === 'carol').map((row) => row.decision)).toEqual([
+      'allowed',
+      'allowed',
+      'allowed',
+    ]);
+    expect(standing).toEqual([
+      'alice  Quota at limit for llm_tokens. Remaining: 370/10000',
+      'bob    Quota approaching limit for llm_tokens. Remaining: 640/10000',
+      'carol  Quota OK for llm_tokens. Remaining: 19470/30000',
+    ]);
+  });
+
   it('execution-service runs what fits and refuses the task whose estimate does not', async () => {
     expect(await executionService()).toEqual([
       'task-1: Done: summarize the quarterly report',
