@@ -20,7 +20,7 @@ function hasCreate(resource: Resource | undefined): resource is Resource {
 }
 
 /**
- * Wraps an openai (5.x, 6.x) or @anthropic-ai/sdk (0.50 and later, 1.x) client so that every
+ * Wraps an openai (5.x to 7.x) or @anthropic-ai/sdk (0.50 and later, 1.x) client so that every
  * model call is checked against the subject's quotas before it leaves and charged with the
  * tokens the provider reports after it. Returns the same client type; the client passed in
  * is not changed, so one client can be wrapped once per subject or engine.
@@ -28,8 +28,9 @@ function hasCreate(resource: Resource | undefined): resource is Resource {
  * Wrapped: openai `chat.completions.create` (and the helpers built on it: `parse()`,
  * `stream()`, `runTools()`), `responses.create` (`parse()`, `stream()`),
  * `embeddings.create`; Anthropic `messages.create` and `messages.stream()` (counted once:
- * the stream helper calls `create`), and the same on `beta.messages`. Everything else on the client works as before,
- * unmetered. Clients are recognised by shape, so a second copy of an SDK works too.
+ * the stream helper calls `create`), and the same on `beta.messages`. Everything else on the
+ * client works as before, unmetered. Clients are recognised by shape, so a second copy of an
+ * SDK works too.
  *
  * Before a call: reserves `llm_requests: 1` and `llm_tokens` = input estimate + output cap
  * (`max_completion_tokens` / `max_tokens` / `max_output_tokens`, times `n`; else
