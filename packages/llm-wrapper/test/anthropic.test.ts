@@ -2,16 +2,9 @@ import Anthropic from '@anthropic-ai/sdk';
 import { QuotaExceededError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
 import { describe, expect, it } from 'vitest';
-import {
-  anthropicClient,
-  HI,
-  recorded,
-  smallDailyBudget,
-  testEngine,
-  usageEvents,
-  used,
-} from './helpers.js';
+import { anthropicClient, HI, smallDailyBudget, testEngine, usageEvents, used } from './helpers.js';
 import { rejectionOf } from './rejection-of.js';
+import { describeAnthropicMajor } from './sdk-major-cases.js';
 import {
   ANTHROPIC_USAGE,
   failingWith,
@@ -104,26 +97,11 @@ describe('messages.create', () => {
   });
 });
 
-describe('messages.stream', () => {
-  it('counts the stream once, with its events and finalMessage()', async () => {
-    const engine = testEngine();
-    const anthropic = withQuota(anthropicClient(standIn), { engine, subject: { userId: 'ms-1' } });
-    const from = standIn.requests.length;
-    const stream = anthropic.messages.stream({ model: MODEL, max_tokens: 300, messages: HI });
-    let text = '';
-    stream.on('text', (delta) => {
-      text += delta;
-    });
-    const message = await stream.finalMessage();
-    expect(text).toBe(REPLY_TEXT);
-    expect(message.usage.output_tokens).toBe(ANTHROPIC_USAGE.outputTokens);
-    expect(standIn.requests.length - from).toBe(1);
-    expect(await recorded(engine, { userId: 'ms-1' })).toEqual({
-      llm_requests: 1,
-      llm_tokens: MESSAGE_TOKENS,
-    });
-  });
+// messages.create plain and streamed, messages.stream() counted once with its events and
+// finalMessage(), and a refusal: the cases every major of the SDK runs.
+describeAnthropicMajor('@anthropic-ai/sdk 1.x', Anthropic, standIn);
 
+describe('messages.stream', () => {
   it('commits input from message_start and an output estimate when aborted', async () => {
     const engine = testEngine();
     const anthropic = withQuota(anthropicClient(standIn), {

@@ -65,6 +65,34 @@ function counter(key: string, amount: number, ttlMs: number | null = DAY_MS): St
 
 const SUBJECT = { userId: 'u' };
 
+/**
+ * A small deterministic generator: the same run every time, so that a failure can be replayed.
+ * `pick` chooses one of `values`.
+ */
+function seededRandom(seed: number) {
+  let state = seed;
+  const random = () => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+  const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+  return { random, pick };
+}
+
+/**
+ * Ttls the random runs choose from. 'window': the ttl to the end of a 2-second window, so that
+ * the counter's expiry stays the same all through it, as the engine's fixed windows do.
+ */
+const TTLS = [null, 1_000, 5_000, 60_000, 'window', 'window'] as const;
+
+function ttlAt(ttl: (typeof TTLS)[number], now: number): number | null {
+  return ttl === 'window' ? (Math.floor(now / 2_000) + 1) * 2_000 - now : ttl;
+}
+
+// 2^52 (with no limit) takes a value past 2^53, where whole numbers stop adding inside Redis;
+// fractions never add there.
+const AMOUNTS = [0, 1, 2, 5, 0.1, 0.25, 1e-3, 3.5, 2 ** 52];
+
 describeWithRedis('RedisStore consume scripts', () => {
   let client: Redis;
 
@@ -263,25 +291,13 @@ describeWithRedis('RedisStore consume scripts', () => {
     const redis = new RedisStore({ client, prefix, timeoutMs: 10_000 });
     const memory = new MemoryStore();
     const [a, b] = keys('a', 'b');
-    // A small deterministic generator: the same run every time, and a failure can be replayed.
-    let seed = 20_261_128;
-    const random = () => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
-    // 2^52 (with no limit) takes a value past 2^53, where whole numbers stop adding inside
-    // Redis.
-    const amounts = [0, 1, 2, 5, 0.1, 0.25, 1e-3, 3.5, 2 ** 52];
-    // 'window': the ttl to the end of a 2-second window, so that the counter's expiry stays the
-    // same all through it, as the engine's fixed windows do.
-    const ttls = [null, 1_000, 5_000, 60_000, 'window', 'window'] as const;
+    const { random, pick } = seededRandom(20_261_128);
     let now = NOW;
     for (let step = 0; step < 400; step++) {
       now += Math.floor(random() * 700);
-      const key = random() < 0.5 ? a! : b!;
-      const amount = amounts[Math.floor(random() * amounts.length)]!;
-      const ttl = ttls[Math.floor(random() * ttls.length)]!;
-      const ttlMs = ttl === 'window' ? (Math.floor(now / 2_000) + 1) * 2_000 - now : ttl;
+      const key = pick([a!, b!]);
+      const amount = pick(AMOUNTS);
+      const ttlMs = ttlAt(pick(TTLS), now);
       const limits: StoreLimit[] = random() < 0.15 ? [] : [{ counter: 0, limit: 4 + (step % 7) }];
       const request = { now, subject: SUBJECT, counters: [counter(key, amount, ttlMs)], limits };
       const [fromRedis, fromMemory] = await Promise.all([
@@ -291,25 +307,14 @@ describeWithRedis('RedisStore consume scripts', () => {
       expect({ step, ...fromRedis }).toEqual({ step, ...fromMemory });
     }
   });
+
   it('decides and counts as MemoryStore does, over a random run of the general scripts', async () => {
     const redis = new RedisStore({ client, prefix, timeoutMs: 10_000 });
     const memory = new MemoryStore();
     const [a, b] = keys('a', 'b');
-    let seed = 20_261_129;
-    const random = () => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
-    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
-    // Whole amounts add inside Redis, fractions and sums past 2^53 the long way.
-    const amounts = [0, 1, 2, 5, 0.1, 0.25, 3.5, 2 ** 52];
-    const ttls = [null, 1_000, 60_000, 'window'] as const;
+    const { random, pick } = seededRandom(20_261_129);
     const counters = (now: number): StoreCounter[] =>
-      [a!, b!].map((key) => {
-        const ttl = pick(ttls);
-        const ttlMs = ttl === 'window' ? (Math.floor(now / 2_000) + 1) * 2_000 - now : ttl;
-        return counter(key, pick(amounts), ttlMs);
-      });
+      [a!, b!].map((key) => counter(key, pick(AMOUNTS), ttlAt(pick(TTLS), now)));
     const held: string[] = [];
     let now = NOW;
     for (let step = 0; step < 300; step++) {
