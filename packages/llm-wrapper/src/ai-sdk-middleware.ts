@@ -19,8 +19,8 @@ import {
 export type QuotaModelMiddlewareOptions = QuotaWrapperOptions;
 
 /**
- * A Vercel AI SDK middleware (ai 6.x and 7.x: language model specifications v3 and v4) that
- * gives a wrapped model the guarantees of `withQuota`, whatever its provider:
+ * A Vercel AI SDK middleware (ai 5.x, 6.x and 7.x: language model specifications v2, v3 and
+ * v4) that gives a wrapped model the guarantees of `withQuota`, whatever its provider:
  * - before each call it reserves `llm_requests: 1` and `llm_tokens` = the prompt's estimated
  *   input tokens + the call's `maxOutputTokens` (or `defaultMaxOutputTokens`) for the
  *   subject; refused, it throws a `QuotaExceededError` and no request leaves
@@ -38,10 +38,10 @@ export type QuotaModelMiddlewareOptions = QuotaWrapperOptions;
  *
  * The provider (`gen_ai.provider.name`) is the model's `provider` up to its first dot
  * (`'openai.chat'` -> `'openai'`), the model its `modelId` or the one the response names.
- * Bad options throw a QuotaConfigError here, not at call time; under ai 6, a model of the
- * older specification v2 (an ai 5 provider) throws one at its first call, before anything is
- * reserved or sent (ai 7 converts such a model itself). The middleware object says
- * `specificationVersion: 'v3'`; ai 7's `wrapLanguageModel` takes it as it is.
+ * Bad options throw a QuotaConfigError here, not at call time; a model of another
+ * specification (v1, ai 4) throws one at its first call, before anything is reserved or sent.
+ * The middleware object says `specificationVersion: 'v3'`; the `wrapLanguageModel` of ai 5 and
+ * ai 7 take it as it is.
  *
  * @example
  * import { openai } from '@ai-sdk/openai';
@@ -97,6 +97,8 @@ export function quotaMiddleware(options: QuotaModelMiddlewareOptions): LanguageM
         ...result,
         stream: meterStream(result.stream, {
           budget,
+          // Typed as ai 6's (v3) model, which it need not be.
+          flatUsage: (model.specificationVersion as string) === 'v2',
           model: call.model,
           estimatedInputTokens: call.inputTokens,
           countTokens,
@@ -109,23 +111,22 @@ export function quotaMiddleware(options: QuotaModelMiddlewareOptions): LanguageM
 }
 
 /**
- * Specifications whose calls and results read the same in every part the middleware reads:
- * v4 (ai 7) changed only how file data and tool-result files are shaped, which the estimate
- * counts by the part, not by its data.
+ * Specifications whose calls read the same in every part the middleware reads: v2 (ai 5)
+ * reports usage as flat numbers, which `normaliseUsage` reads as well; v4 (ai 7) changed only
+ * how file data and tool-result files are shaped, which the estimate counts by the part, not
+ * by its data.
  */
-const SUPPORTED_SPECIFICATIONS: ReadonlySet<unknown> = new Set(['v3', 'v4']);
+const SUPPORTED_SPECIFICATIONS: ReadonlySet<unknown> = new Set(['v2', 'v3', 'v4']);
 
 function describeCall(
   model: AiSdkModel,
   params: AiSdkCallOptions,
   countTokens: CountTokens,
 ): LlmCall {
-  // v2 models (ai 5) report usage as flat numbers: read as v3 it would all be estimates.
-  // (ai 7 turns a v2 model into a v4 one before any middleware sees it; ai 6 does not.)
   if (!SUPPORTED_SPECIFICATIONS.has(model.specificationVersion)) {
     throw new QuotaConfigError(
       'model',
-      `quotaMiddleware needs a language model of specification v3 (ai 6.x) or v4 (ai 7.x), got ${String(
+      `quotaMiddleware needs a language model of specification v2, v3 or v4 (ai 5.x to 7.x), got ${String(
         model.specificationVersion,
       )} from ${String(model.provider)}`,
     );

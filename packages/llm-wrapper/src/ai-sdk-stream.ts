@@ -6,6 +6,8 @@ import type { CallBudget, ReportedUsage } from './call-budget.js';
 /** One streamed call: its reservation and what the request said. */
 export interface MeteredCall {
   readonly budget: CallBudget;
+  /** The model is of specification v2 (ai 5): a finish part of its own has flat usage. */
+  readonly flatUsage: boolean;
   /** The requested model, until the stream's response metadata names the one that answered. */
   readonly model: string;
   readonly estimatedInputTokens: number;
@@ -112,11 +114,20 @@ export function meterStream(
     // As providers report an error met mid-stream: an error part, then a finish part (here
     // with the estimated usage), so that streamText keeps the text so far and calls onError.
     controller.enqueue({ type: 'error', error });
-    controller.enqueue({
-      type: 'finish',
-      finishReason: { unified: 'error', raw: 'quota_exceeded' },
-      usage: v3Usage(call.estimatedInputTokens, estimate()),
-    });
+    controller.enqueue(
+      call.flatUsage
+        ? // Specification v2: a finish reason of its own, usage as flat counts.
+          ({
+            type: 'finish',
+            finishReason: 'error',
+            usage: v2Usage(call.estimatedInputTokens, estimate()),
+          } as unknown as AiSdkStreamPart)
+        : {
+            type: 'finish',
+            finishReason: { unified: 'error', raw: 'quota_exceeded' },
+            usage: v3Usage(call.estimatedInputTokens, estimate()),
+          },
+    );
     controller.close();
   }
 
@@ -176,5 +187,14 @@ function v3Usage(inputTokens: number, output: OutputEstimate): AiSdkUsage {
       text: output.outputTokens - output.reasoningTokens,
       reasoning: output.reasoningTokens,
     },
+  };
+}
+
+function v2Usage(inputTokens: number, output: OutputEstimate) {
+  return {
+    inputTokens,
+    outputTokens: output.outputTokens,
+    totalTokens: inputTokens + output.outputTokens,
+    reasoningTokens: output.reasoningTokens,
   };
 }

@@ -9,17 +9,47 @@ export interface OutputEstimate {
 }
 
 /**
- * The usage to commit, from the v3 usage a model reported: input includes cached reads and
- * cache writes (`inputTokens.total`, else the sum of its parts), output includes reasoning
- * (`outputTokens.total`, else text + reasoning). A count the provider left out is taken from
- * the estimates, and the usage is then marked `estimated`.
+ * The usage of a specification v2 model (ai 5): flat counts, whose `outputTokens` already
+ * include `reasoningTokens` and whose `inputTokens` are what the provider calls input.
+ */
+interface FlatUsage {
+  readonly inputTokens?: number;
+  readonly outputTokens?: number;
+  readonly reasoningTokens?: number;
+  readonly cachedInputTokens?: number;
+}
+
+/** The usage in the structured form of specifications v3 and v4, whichever form it came in. */
+function structured(usage: AiSdkUsage | FlatUsage | undefined): AiSdkUsage | undefined {
+  if (usage === undefined) return undefined;
+  if (typeof usage.inputTokens === 'object' || typeof usage.outputTokens === 'object') {
+    return usage as AiSdkUsage;
+  }
+  const flat = usage as FlatUsage;
+  return {
+    inputTokens: {
+      total: flat.inputTokens,
+      noCache: undefined,
+      cacheRead: flat.cachedInputTokens,
+      cacheWrite: undefined,
+    },
+    outputTokens: { total: flat.outputTokens, text: undefined, reasoning: flat.reasoningTokens },
+  };
+}
+
+/**
+ * The usage to commit, from the usage a model reported (structured, or flat from a v2 model):
+ * input includes cached reads and cache writes (`inputTokens.total`, else the sum of its
+ * parts), output includes reasoning (`outputTokens.total`, else text + reasoning). A count the
+ * provider left out is taken from the estimates, and the usage is then marked `estimated`.
  */
 export function normaliseUsage(
-  usage: AiSdkUsage | undefined,
+  reportedUsage: AiSdkUsage | FlatUsage | undefined,
   model: string,
   estimatedInputTokens: number,
   estimatedOutput: OutputEstimate,
 ): ReportedUsage {
+  const usage = structured(reportedUsage);
   const input = usage?.inputTokens;
   const output = usage?.outputTokens;
   const inputTokens =

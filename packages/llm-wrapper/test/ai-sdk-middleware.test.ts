@@ -351,12 +351,12 @@ describe('quotaMiddleware options and types', () => {
     expect(error!.result.requested).toBe(userPromptTokens(PROMPT) + 321);
   });
 
-  it('refuses a v2 (ai 5) model at its first call, before reserving or sending', async () => {
+  it('refuses a model of an unknown specification at its first call, before reserving or sending', async () => {
     const { engine, used } = setup(standIn);
     const sent: unknown[] = [];
-    // The shape of an ai 5 provider's model, which reports usage as flat numbers.
+    // The shape of an ai 4 provider's model (specification v1), whose calls read otherwise.
     const legacy = {
-      specificationVersion: 'v2',
+      specificationVersion: 'v1',
       provider: 'legacy.chat',
       modelId: 'old-model',
       supportedUrls: {},
