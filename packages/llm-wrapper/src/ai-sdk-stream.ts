@@ -174,6 +174,7 @@ export function meterStream(
   );
 }
 
+/** The estimate as the usage of a v3 or v4 finish part (a cut stream's). */
 function v3Usage(inputTokens: number, output: OutputEstimate): AiSdkUsage {
   return {
     inputTokens: {
@@ -190,6 +191,7 @@ function v3Usage(inputTokens: number, output: OutputEstimate): AiSdkUsage {
   };
 }
 
+/** The estimate as the usage of a v2 finish part: flat counts, output with reasoning. */
 function v2Usage(inputTokens: number, output: OutputEstimate) {
   return {
     inputTokens,
