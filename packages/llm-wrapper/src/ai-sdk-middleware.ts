@@ -77,6 +77,7 @@ export function quotaMiddleware(options: QuotaModelMiddlewareOptions): LanguageM
           result.response?.modelId ?? call.model,
           call.inputTokens,
           estimateContentOutput(result.content, countTokens),
+          result.providerMetadata,
         ),
       );
       return result;

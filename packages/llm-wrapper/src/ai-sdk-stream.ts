@@ -1,6 +1,6 @@
 import type { CountTokens } from './ai-sdk-prompt.js';
 import type { AiSdkStreamPart, AiSdkUsage } from './ai-sdk-types.js';
-import { normaliseUsage, type OutputEstimate } from './ai-sdk-usage.js';
+import { normaliseUsage, type OutputEstimate, type ProviderMetadata } from './ai-sdk-usage.js';
 import type { CallBudget, ReportedUsage } from './call-budget.js';
 
 /** One streamed call: its reservation and what the request said. */
@@ -67,9 +67,11 @@ export function meterStream(
       if (reasoningTokens > 0) usage.reasoningTokens = reasoningTokens;
       return budget.commit(usage);
     });
-  const commitReported = (usage: AiSdkUsage) =>
+  const commitReported = (usage: AiSdkUsage, providerMetadata: ProviderMetadata) =>
     settle(() =>
-      budget.commit(normaliseUsage(usage, model, call.estimatedInputTokens, estimate())),
+      budget.commit(
+        normaliseUsage(usage, model, call.estimatedInputTokens, estimate(), providerMetadata),
+      ),
     );
   function onAbort() {
     // Whoever reads on gets the same settlement (and its error, if the commit failed).
@@ -149,7 +151,7 @@ export function meterStream(
         }
         const part = next.value;
         const carriedOutput = count(part);
-        if (part.type === 'finish') await commitReported(part.usage);
+        if (part.type === 'finish') await commitReported(part.usage, part.providerMetadata);
         controller.enqueue(part);
         if (!carriedOutput) return;
         producedOutput = true;

@@ -19,20 +19,33 @@ interface FlatUsage {
   readonly cachedInputTokens?: number;
 }
 
-/** The usage in the structured form of specifications v3 and v4, whichever form it came in. */
-function structured(usage: AiSdkUsage | FlatUsage | undefined): AiSdkUsage | undefined {
+/** What a result or finish part carries beside its usage, by provider. */
+export type ProviderMetadata = Record<string, Record<string, unknown> | undefined> | undefined;
+
+/**
+ * The usage in the structured form of specifications v3 and v4, whichever form it came in.
+ * Flat usage from Anthropic's v2 provider (`@ai-sdk/anthropic` 2) counts as input only what
+ * Anthropic calls `input_tokens`: the cache reads (its `cachedInputTokens`) and the cache
+ * writes (in its metadata) are added, as Anthropic bills all three as input.
+ */
+function structured(
+  usage: AiSdkUsage | FlatUsage | undefined,
+  providerMetadata: ProviderMetadata,
+): AiSdkUsage | undefined {
   if (usage === undefined) return undefined;
   if (typeof usage.inputTokens === 'object' || typeof usage.outputTokens === 'object') {
     return usage as AiSdkUsage;
   }
   const flat = usage as FlatUsage;
+  let total = flat.inputTokens;
+  let cacheWrite: number | undefined;
+  const anthropic = providerMetadata?.anthropic;
+  if (anthropic !== undefined && total !== undefined) {
+    cacheWrite = count(anthropic.cacheCreationInputTokens as number | undefined);
+    total += (count(flat.cachedInputTokens) ?? 0) + (cacheWrite ?? 0);
+  }
   return {
-    inputTokens: {
-      total: flat.inputTokens,
-      noCache: undefined,
-      cacheRead: flat.cachedInputTokens,
-      cacheWrite: undefined,
-    },
+    inputTokens: { total, noCache: undefined, cacheRead: flat.cachedInputTokens, cacheWrite },
     outputTokens: { total: flat.outputTokens, text: undefined, reasoning: flat.reasoningTokens },
   };
 }
@@ -48,8 +61,9 @@ export function normaliseUsage(
   model: string,
   estimatedInputTokens: number,
   estimatedOutput: OutputEstimate,
+  providerMetadata?: ProviderMetadata,
 ): ReportedUsage {
-  const usage = structured(reportedUsage);
+  const usage = structured(reportedUsage, providerMetadata);
   const input = usage?.inputTokens;
   const output = usage?.outputTokens;
   const inputTokens =
