@@ -36,8 +36,7 @@ describeWithPostgres('PostgresStore over pg 8.11.0', () => {
     'PostgresStore (pg 8.11.0)',
     async () => {
       const store = new PostgresStore({
-        // The options are typed by the current pg; an 8.11 pool has the same methods.
-        pool: pool as unknown as ConstructorParameters<typeof PostgresStore>[0]['pool'],
+        pool: pool!,
         schema,
         // Long: the suite's races queue thousands of operations on one row, one at a time.
         timeoutMs: 60_000,
