@@ -1,5 +1,6 @@
 import {
   QuotaConfigError,
+  QuotaValidationError,
   type UsageEvent,
   type UsageLedger,
   type UsageQuery,
@@ -116,6 +117,48 @@ export class PostgresLedger implements UsageLedger {
       for (const row of page.rows) yield toUsageEvent(row);
       if (page.rows.length < this.#pageSize) return;
       cursor = page.rows[page.rows.length - 1];
+    }
+  }
+
+  /**
+   * Deletes the events with `at` before `before`, oldest first, `batchSize` at a time (each
+   * batch its own statement, so that appends and queries never wait long on it), and resolves
+   * with how many went. The ledger otherwise keeps every event: prune what your invoices and
+   * audits no longer need, after exporting it if it must be kept elsewhere
+   * (`engine.exportUsage`). Counters are not touched.
+   *
+   * @param options.batchSize - Events per statement. Defaults to `10_000`.
+   * @throws QuotaValidationError for a `before` that is not a valid Date or a bad
+   *   `batchSize`, before anything is deleted.
+   * @example
+   * // Keep 13 months of usage.
+   * const cutoff = new Date();
+   * cutoff.setUTCMonth(cutoff.getUTCMonth() - 13);
+   * const deleted = await store.ledger.prune({ before: cutoff });
+   */
+  async prune(options: { before: Date; batchSize?: number }): Promise<number> {
+    if (typeof options !== 'object' || options === null) {
+      throw new QuotaValidationError('prune needs { before }');
+    }
+    const { before, batchSize = 10_000 } = options;
+    if (!(before instanceof Date) || Number.isNaN(before.getTime())) {
+      throw new QuotaValidationError('before must be a valid Date');
+    }
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+      throw new QuotaValidationError(`batchSize must be a positive whole number, got ${batchSize}`);
+    }
+    // Oldest first through the (at, seq) index, so that each batch finds its rows at once.
+    const statement = {
+      text: `DELETE FROM ${this.#table} WHERE id IN (
+        SELECT id FROM ${this.#table} WHERE at < $1::timestamptz ORDER BY at, seq LIMIT $2)`,
+    };
+    const cutoff = before.toISOString();
+    let deleted = 0;
+    for (;;) {
+      const result = await this.#runner.query(statement, [cutoff, batchSize]);
+      const count = result.rowCount ?? 0;
+      deleted += count;
+      if (count < batchSize) return deleted;
     }
   }
 

@@ -1,6 +1,7 @@
 import {
   createQuotaEngine,
   MemoryStore,
+  QuotaValidationError,
   USAGE_EVENT_FIELDS,
   type UsageEvent,
 } from '@quotakit/core';
@@ -339,5 +340,38 @@ describeWithPostgres('PostgresLedger beside another store', () => {
       ids(await collect(ledger.query({ ...range, agentId: 'a', resource: 'llm_tokens' }))),
     ).toEqual(['early', 'late']);
     expect(ids(await collect(ledger.query(range)))).toEqual(['early', 'other', 'other', 'late']);
+  });
+
+  it('prunes the events before a date, a batch at a time, and keeps the rest', async () => {
+    const ledger = new PostgresLedger({ pool: pool!, schema: ledgerSchema });
+    const base = NOW + 20 * DAY;
+    const events: UsageEvent[] = Array.from({ length: 7 }, (_, i) => ({
+      id: `prune-${i}-${ledgerSchema}`,
+      at: new Date(base + i * DAY),
+      resource: 'llm_tokens',
+      amount: i + 1,
+      userId: 'pruned',
+      metadata: {},
+    }));
+    await ledger.append(events);
+    const range = { from: new Date(base), to: new Date(base + 7 * DAY), userId: 'pruned' };
+
+    // Bad input deletes nothing.
+    await expect(ledger.prune({ before: new Date(Number.NaN) })).rejects.toThrow(
+      QuotaValidationError,
+    );
+    await expect(ledger.prune({ before: new Date(base + 9 * DAY), batchSize: 0 })).rejects.toThrow(
+      QuotaValidationError,
+    );
+    expect(await collect(ledger.query(range))).toHaveLength(7);
+
+    // Events from earlier tests in this schema are older still: they go too.
+    const older = (await collect(ledger.query({ from: new Date(0), to: new Date(base) }))).length;
+    const deleted = await ledger.prune({ before: new Date(base + 4 * DAY), batchSize: 2 });
+
+    expect(deleted).toBe(older + 4);
+    expect((await collect(ledger.query(range))).map((event) => event.amount)).toEqual([5, 6, 7]);
+    expect(await collect(ledger.query({ from: new Date(0), to: new Date(base) }))).toEqual([]);
+    expect(await ledger.prune({ before: new Date(base + 4 * DAY) })).toBe(0);
   });
 });
