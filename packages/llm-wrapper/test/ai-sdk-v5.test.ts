@@ -4,18 +4,14 @@
  */
 import { createQuotaEngine, type QuotaEngine, QuotaExceededError } from '@quotakit/core';
 import { type QuotaModelMiddlewareOptions, quotaMiddleware } from '@quotakit/llm-wrapper';
-import { createAnthropic } from 'ai-sdk-anthropic-v2';
 import { createOpenAI } from 'ai-sdk-openai-v2';
 import { generateText, streamText, wrapLanguageModel } from 'ai-v5';
 import { describe, expect, it } from 'vitest';
 import { fastTokens, userPromptTokens } from './ai-sdk-stand-in/fixtures.js';
 import { standInForFile } from './ai-sdk-stand-in/stand-in-for-file.js';
 import { rejectionOf } from './rejection-of.js';
-import { ANTHROPIC_USAGE, standInForFile as sdkStandInForFile } from './stand-in/index.js';
 
 const standIn = await standInForFile();
-// Serves Anthropic's Messages API too, with cache reads and writes in its usage.
-const sdkStandIn = await sdkStandInForFile();
 const SUBJECT = { userId: 'ai5-user' };
 const PROMPT = 'Summarise the quarterly report in one line.';
 
@@ -135,56 +131,5 @@ describe('quotaMiddleware on ai 5 (specification v2, flat usage)', () => {
     expect(await result.finishReason).toBe('error');
     expect((await result.usage).outputTokens).toBe(chunksSent * fastTokens('abcdefgh'));
     expect(await usedTokens(engine)).toBe(userPromptTokens(PROMPT) + 2 * chunksSent);
-  });
-});
-
-describe('quotaMiddleware on ai 5 with @ai-sdk/anthropic 2', () => {
-  // Its v2 usage leaves cache reads and writes out of inputTokens; Anthropic bills them as
-  // input (DESIGN section 7), so the middleware adds them back from the provider's metadata.
-  const BILLED_INPUT =
-    ANTHROPIC_USAGE.inputTokens +
-    ANTHROPIC_USAGE.cacheCreationInputTokens +
-    ANTHROPIC_USAGE.cacheReadInputTokens;
-
-  function anthropicSetup() {
-    const engine = createQuotaEngine({
-      defaults: { llm_tokens: { limit: 100_000, period: 'per_day' } },
-    });
-    const model = wrapLanguageModel({
-      model: createAnthropic({ baseURL: `${sdkStandIn.url}/v1`, apiKey: 'test-key' })(
-        'claude-stand-in-1',
-      ),
-      middleware: quotaMiddleware({
-        engine,
-        subject: SUBJECT,
-        estimator: 'fast',
-      }) as unknown as Parameters<typeof wrapLanguageModel>[0]['middleware'],
-    });
-    return { engine, model };
-  }
-
-  it('charges generateText the input Anthropic bills: input, cache writes and cache reads', async () => {
-    const { engine, model } = anthropicSetup();
-
-    await generateText({ model, prompt: PROMPT, maxOutputTokens: 300 });
-
-    expect(await usedTokens(engine)).toBe(BILLED_INPUT + ANTHROPIC_USAGE.outputTokens);
-    expect((await tokenEvent(engine))?.metadata).toMatchObject({
-      provider: 'anthropic',
-      inputTokens: BILLED_INPUT,
-      cachedInputTokens: ANTHROPIC_USAGE.cacheReadInputTokens,
-      estimated: false,
-    });
-  });
-
-  it('charges streamText the same from its finish part', async () => {
-    const { engine, model } = anthropicSetup();
-
-    const result = streamText({ model, prompt: PROMPT, maxOutputTokens: 300 });
-    for await (const _delta of result.textStream) {
-      // read every delta
-    }
-
-    expect(await usedTokens(engine)).toBe(BILLED_INPUT + ANTHROPIC_USAGE.outputTokens);
   });
 });
