@@ -24,28 +24,57 @@ export type ProviderMetadata = Record<string, Record<string, unknown> | undefine
 
 /**
  * The usage in the structured form of specifications v3 and v4, whichever form it came in.
- * Flat usage from Anthropic's v2 provider (`@ai-sdk/anthropic` 2) counts as input only what
- * Anthropic calls `input_tokens`: the cache reads (its `cachedInputTokens`) and the cache
- * writes (in its metadata) are added, as Anthropic bills all three as input.
+ *
+ * Anthropic's v2 provider (`@ai-sdk/anthropic` 2) counts as input only what Anthropic calls
+ * `input_tokens`: the cache reads (its `cachedInputTokens`) and the cache writes (in its
+ * metadata) are added, as Anthropic bills all three as input. ai 7 hands such usage on in the
+ * structured form, converted field by field (no `noCache`, no `cacheWrite`, which Anthropic's
+ * own v3 and v4 providers always give): it gets the same correction.
  */
 function structured(
   usage: AiSdkUsage | FlatUsage | undefined,
   providerMetadata: ProviderMetadata,
 ): AiSdkUsage | undefined {
   if (usage === undefined) return undefined;
+  const anthropic = providerMetadata?.anthropic;
   if (typeof usage.inputTokens === 'object' || typeof usage.outputTokens === 'object') {
-    return usage as AiSdkUsage;
+    const { inputTokens: input, outputTokens: output } = usage as AiSdkUsage;
+    const convertedFromV2 =
+      input !== undefined && input.noCache === undefined && input.cacheWrite === undefined;
+    if (anthropic === undefined || !convertedFromV2) return usage as AiSdkUsage;
+    return withAnthropicCache(
+      {
+        inputTokens: input.total,
+        outputTokens: output?.total,
+        reasoningTokens: output?.reasoning,
+        cachedInputTokens: input.cacheRead,
+      },
+      anthropic,
+    );
   }
   const flat = usage as FlatUsage;
-  let total = flat.inputTokens;
-  let cacheWrite: number | undefined;
-  const anthropic = providerMetadata?.anthropic;
-  if (anthropic !== undefined && total !== undefined) {
-    cacheWrite = count(anthropic.cacheCreationInputTokens as number | undefined);
-    total += (count(flat.cachedInputTokens) ?? 0) + (cacheWrite ?? 0);
-  }
+  if (anthropic !== undefined) return withAnthropicCache(flat, anthropic);
   return {
-    inputTokens: { total, noCache: undefined, cacheRead: flat.cachedInputTokens, cacheWrite },
+    inputTokens: {
+      total: flat.inputTokens,
+      noCache: undefined,
+      cacheRead: flat.cachedInputTokens,
+      cacheWrite: undefined,
+    },
+    outputTokens: { total: flat.outputTokens, text: undefined, reasoning: flat.reasoningTokens },
+  };
+}
+
+/** Anthropic's v2 usage with the cache reads and writes counted as input, as billed. */
+function withAnthropicCache(flat: FlatUsage, anthropic: Record<string, unknown>): AiSdkUsage {
+  const cacheRead = count(flat.cachedInputTokens);
+  const cacheWrite = count(anthropic.cacheCreationInputTokens as number | undefined);
+  const total =
+    flat.inputTokens === undefined
+      ? undefined
+      : flat.inputTokens + (cacheRead ?? 0) + (cacheWrite ?? 0);
+  return {
+    inputTokens: { total, noCache: flat.inputTokens, cacheRead, cacheWrite },
     outputTokens: { total: flat.outputTokens, text: undefined, reasoning: flat.reasoningTokens },
   };
 }

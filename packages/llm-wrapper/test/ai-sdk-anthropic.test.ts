@@ -1,9 +1,11 @@
 /**
  * quotaMiddleware with Anthropic's AI SDK provider charges the input tokens Anthropic bills
  * (DESIGN section 7: input + cache writes + cache reads), under ai 6 with `@ai-sdk/anthropic` 3
- * (specification v3, which counts them all in its input) and under ai 5 with
- * `@ai-sdk/anthropic` 2 (v2, whose input count leaves the cache out: the middleware adds it
- * back from the usage and the provider's metadata). Against the Messages API stand-in.
+ * (specification v3, which counts them all in its input), under ai 5 with `@ai-sdk/anthropic` 2
+ * (v2, whose input count leaves the cache out: the middleware adds it back from the usage and
+ * the provider's metadata) and, on Node 22 and later, which ai 7 needs, under ai 7 with
+ * `@ai-sdk/anthropic` 4 and with `@ai-sdk/anthropic` 2 (whose usage ai 7 converts field by
+ * field). Against the Messages API stand-in.
  */
 import { createAnthropic as createAnthropicV3 } from '@ai-sdk/anthropic';
 import { createQuotaEngine, type QuotaEngine } from '@quotakit/core';
@@ -42,6 +44,30 @@ const lines: { name: string; ai: Ai; model: () => Model }[] = [
       ) as unknown as Model,
   },
 ];
+
+// ai 7 and its providers are loaded only where they run (Node 22 and later).
+if (Number(process.versions.node.split('.')[0]) >= 22) {
+  const ai7 = (await import('ai-v7')) as unknown as Ai;
+  const { createAnthropic: createAnthropicV4 } = await import('ai-sdk-anthropic-v4');
+  lines.push(
+    {
+      name: 'ai 7 with @ai-sdk/anthropic 4 (v4)',
+      ai: ai7,
+      model: () =>
+        createAnthropicV4({ baseURL: `${standIn.url}/v1`, apiKey: 'test-key' })(
+          'claude-stand-in-1',
+        ) as unknown as Model,
+    },
+    {
+      name: 'ai 7 with @ai-sdk/anthropic 2 (v2, converted by ai 7)',
+      ai: ai7,
+      model: () =>
+        createAnthropicV2({ baseURL: `${standIn.url}/v1`, apiKey: 'test-key' })(
+          'claude-stand-in-1',
+        ) as unknown as Model,
+    },
+  );
+}
 
 async function usedTokens(engine: QuotaEngine) {
   return (await engine.getQuotaStatus('llm_tokens', SUBJECT)).used;
