@@ -14,6 +14,7 @@ import * as ai6 from 'ai';
 import { createAnthropic as createAnthropicV2 } from 'ai-sdk-anthropic-v2';
 import * as ai5 from 'ai-v5';
 import { describe, expect, it } from 'vitest';
+import { tokenEvents } from './helpers.js';
 import { ANTHROPIC_USAGE, standInForFile } from './stand-in/index.js';
 
 const standIn = await standInForFile();
@@ -73,17 +74,6 @@ async function usedTokens(engine: QuotaEngine) {
   return (await engine.getQuotaStatus('llm_tokens', SUBJECT)).used;
 }
 
-async function tokenMetadata(engine: QuotaEngine) {
-  for await (const event of engine.usageEvents({
-    from: new Date(0),
-    to: new Date(Date.now() + 60_000),
-    resource: 'llm_tokens',
-  })) {
-    return event.metadata;
-  }
-  return undefined;
-}
-
 for (const line of lines) {
   describe(`quotaMiddleware on ${line.name}`, () => {
     function setup() {
@@ -103,7 +93,7 @@ for (const line of lines) {
       await line.ai.generateText({ model, prompt: PROMPT, maxOutputTokens: 300 });
 
       expect(await usedTokens(engine)).toBe(BILLED_INPUT + ANTHROPIC_USAGE.outputTokens);
-      expect(await tokenMetadata(engine)).toMatchObject({
+      expect((await tokenEvents(engine, SUBJECT))[0]?.metadata).toMatchObject({
         provider: 'anthropic',
         inputTokens: BILLED_INPUT,
         cachedInputTokens: ANTHROPIC_USAGE.cacheReadInputTokens,

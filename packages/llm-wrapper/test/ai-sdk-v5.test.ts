@@ -9,6 +9,7 @@ import { generateText, streamText, wrapLanguageModel } from 'ai-v5';
 import { describe, expect, it } from 'vitest';
 import { fastTokens, userPromptTokens } from './ai-sdk-stand-in/fixtures.js';
 import { standInForFile } from './ai-sdk-stand-in/stand-in-for-file.js';
+import { tokenEvents } from './helpers.js';
 import { rejectionOf } from './rejection-of.js';
 
 const standIn = await standInForFile();
@@ -39,17 +40,6 @@ async function usedTokens(engine: QuotaEngine) {
   return (await engine.getQuotaStatus('llm_tokens', SUBJECT)).used;
 }
 
-async function tokenEvent(engine: QuotaEngine) {
-  for await (const event of engine.usageEvents({
-    from: new Date(0),
-    to: new Date(Date.now() + 60_000),
-    resource: 'llm_tokens',
-  })) {
-    return event;
-  }
-  return undefined;
-}
-
 describe('quotaMiddleware on ai 5 (specification v2, flat usage)', () => {
   it('charges a generateText call the usage it reports, cached and reasoning tokens included', async () => {
     const { engine, model } = setup();
@@ -63,7 +53,7 @@ describe('quotaMiddleware on ai 5 (specification v2, flat usage)', () => {
     expect(model.specificationVersion).toBe('v2');
     expect(text).toBe('Revenue grew 12 %.');
     expect(await usedTokens(engine)).toBe(150);
-    expect((await tokenEvent(engine))?.metadata).toMatchObject({
+    expect((await tokenEvents(engine, SUBJECT))[0]?.metadata).toMatchObject({
       provider: 'openai',
       inputTokens: 120,
       outputTokens: 30,
