@@ -715,7 +715,8 @@ export class QuotaEngine {
       }
     } catch {
       values = null;
-      allowed = this.#allowedWhenUnknown;
+      // A per_request cap refuses without the store: failureMode never admits past it.
+      allowed = !plan.perRequestRefused && this.#allowedWhenUnknown;
     }
     return this.#admitted(plan, values, allowed, now);
   }

@@ -24,7 +24,7 @@ export function evaluateResource(plan: ResourcePlan, context: EvaluationContext)
   if (count === 0) return checkResult(true, resource, amount, undefined, []);
   const rules: RuleEvaluation[] = new Array(count);
   for (let i = 0; i < count; i++) rules[i] = evaluateRule(plan.rules[i]!, amount, context);
-  const binding = count === 1 ? rules[0]! : pickBinding(rules);
+  let binding = count === 1 ? rules[0]! : pickBinding(rules);
   let allowed = true;
   let retryAfterMs: number | undefined;
   let retryHelps = true;
@@ -37,10 +37,37 @@ export function evaluateResource(plan: ResourcePlan, context: EvaluationContext)
       retryAfterMs = rule.retryAfterMs;
     }
   }
-  if (context.values === null) allowed = context.allowedWhenUnknown;
+  if (context.values === null) {
+    // The store did not answer. A per_request cap needs no counter, so what it refuses stays
+    // refused (and binds); otherwise an enforced rule that needed the store binds, and
+    // failureMode decides, so that the status says `unknown` rather than a cap's status.
+    const cap = refusingCap(plan, rules);
+    if (cap !== undefined) {
+      binding = cap;
+      allowed = false;
+    } else {
+      const unknown = rules.find((rule) => rule.mode === 'enforce' && rule.status === 'unknown');
+      if (unknown !== undefined) {
+        binding = unknown;
+        allowed = context.allowedWhenUnknown;
+      }
+    }
+  }
   const result = checkResult(allowed, resource, amount, binding, rules);
   if (!allowed && retryHelps && retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
   return result;
+}
+
+/** An enforced per_request rule that refuses the amount; undefined when none does. */
+function refusingCap(
+  plan: ResourcePlan,
+  rules: readonly RuleEvaluation[],
+): RuleEvaluation | undefined {
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    if (plan.rules[i]!.counter === -1 && rule.mode === 'enforce' && !rule.allowed) return rule;
+  }
+  return undefined;
 }
 
 function evaluateRule(plan: RulePlan, amount: number, context: EvaluationContext): RuleEvaluation {

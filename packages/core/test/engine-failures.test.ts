@@ -41,6 +41,55 @@ describe('a failing store gives a defined answer', () => {
     expect(status.status).toBe('unknown');
   });
 
+  describe('a per_request cap beside a windowed rule', () => {
+    const capped = {
+      llm_tokens: [
+        { limit: 5, period: 'per_request' as const },
+        { limit: 100, period: 'per_day' as const },
+      ],
+    };
+    /** A MemoryStore whose counter calls throw: the engine takes its synchronous path. */
+    class BrokenMemoryStore extends MemoryStore {
+      override readSync(): never {
+        throw new Error('broken');
+      }
+      override consumeSync(): never {
+        throw new Error('broken');
+      }
+    }
+    const stores = {
+      'an asynchronous store': () => failingStore('reject'),
+      'an in-process store': () => new BrokenMemoryStore(),
+    };
+
+    it.each(Object.keys(stores))('says unknown, not the cap, within the cap (%s)', async (name) => {
+      const store = stores[name as keyof typeof stores]();
+      const engine = createQuotaEngine({ store, failureMode: 'open', defaults: capped });
+      const decision = await engine.consume({ userId: 'u', amounts: { llm_tokens: 1 } });
+      expect(decision.allowed).toBe(true);
+      expect(decision.results.llm_tokens).toMatchObject({
+        allowed: true,
+        status: 'unknown',
+        period: 'per_day',
+      });
+      const report = await engine.getAllQuotasStatus({ userId: 'u' });
+      expect(report.quotas.llm_tokens!.status).toBe('unknown');
+    });
+
+    it.each(Object.keys(stores))('still refuses past the cap, failing open (%s)', async (name) => {
+      const store = stores[name as keyof typeof stores]();
+      const engine = createQuotaEngine({ store, failureMode: 'open', defaults: capped });
+      const decision = await engine.consume({ userId: 'u', amounts: { llm_tokens: 10 } });
+      expect(decision.allowed).toBe(false);
+      expect(decision.results.llm_tokens).toMatchObject({
+        allowed: false,
+        status: 'exceeded',
+        period: 'per_request',
+        message: 'Quota exceeded for llm_tokens. Limit: 5, cannot proceed.',
+      });
+    });
+  });
+
   it('answers within storeTimeoutMs when the store hangs', async () => {
     const engine = createQuotaEngine({
       store: failingStore('hang'),
