@@ -52,7 +52,9 @@ export interface Instruments {
 
 function instrumentsOf(meter: Meter): Instruments {
   return {
-    usage: meter.createCounter('quota.usage', { description: 'Amounts recorded, by resource' }),
+    usage: meter.createCounter('quota.usage', {
+      description: 'Amounts spent (consumed, recorded, committed), by resource',
+    }),
     decisions: meter.createCounter('quota.decisions', {
       description: 'Quota decisions, by operation, resource, status and allowed',
     }),
@@ -176,6 +178,9 @@ export class QuotaTelemetry {
     span.end();
     const instruments = traced.instruments;
     if (instruments === undefined) return;
+    // A reserve only holds: what it holds counts as usage when it is committed. A gauge's
+    // release (a negative amount) is not usage, and a monotonic counter takes no negatives.
+    const spends = recorded && operation !== 'reserve';
     for (const result of results) {
       instruments.decisions.add(1, {
         'quota.operation': operation,
@@ -183,7 +188,7 @@ export class QuotaTelemetry {
         'quota.status': result.status,
         'quota.allowed': result.allowed,
       });
-      if (recorded && result.requested !== 0) {
+      if (spends && result.requested > 0) {
         instruments.usage.add(result.requested, { 'quota.resource': result.resource });
       }
     }

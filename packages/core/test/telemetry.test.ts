@@ -142,6 +142,39 @@ describe('OpenTelemetry', () => {
     expect((consumes!.value as { count: number }).count).toBeGreaterThanOrEqual(3);
   });
 
+  it('counts as usage what was spent: commits, not the holds before them', async () => {
+    const engine = createQuotaEngine({
+      defaults: {
+        llm_tokens: { limit: 1_000, period: 'per_day' },
+        storage_space: { limit: 1_000, period: 'total' },
+      },
+    });
+    // The reader's sums run over the whole file: compare against where they stood.
+    const spentSoFar = async () =>
+      Object.fromEntries(
+        ((await metric('quota.usage'))?.dataPoints ?? []).map((point) => [
+          point.attributes['quota.resource'],
+          point.value as number,
+        ]),
+      );
+    const before = await spentSoFar();
+    const committed = await engine.reserve({ userId: 's', amounts: { llm_tokens: 100 } });
+    await committed.commit({ llm_tokens: 30 });
+    const released = await engine.reserve({ userId: 's', amounts: { llm_tokens: 50 } });
+    await released.release();
+    await engine.recordUsage({ userId: 's', resource: 'llm_tokens', amount: 5 });
+    await engine.consume({ userId: 's', amounts: { llm_tokens: 7 } });
+    // A gauge freed again: the engine's usage goes down, the spent total does not.
+    await engine.recordUsage({ userId: 's', resource: 'storage_space', amount: 40 });
+    await engine.recordUsage({ userId: 's', resource: 'storage_space', amount: -40 });
+
+    const status = await engine.getQuotaStatus('llm_tokens', { userId: 's' });
+    expect(status.used).toBe(42);
+    const after = await spentSoFar();
+    expect((after.llm_tokens ?? 0) - (before.llm_tokens ?? 0)).toBe(42);
+    expect((after.storage_space ?? 0) - (before.storage_space ?? 0)).toBe(40);
+  });
+
   it('adds the attributes of withSpanAttributes to every quota span under it', async () => {
     const engine = createQuotaEngine({ defaults });
     const outer = withSpanAttributes(context.active(), { 'gen_ai.request.model': 'm1' });
