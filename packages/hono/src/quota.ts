@@ -10,6 +10,7 @@ import {
 } from '@quotakit/core';
 import type { Context, MiddlewareHandler } from 'hono';
 import { NodeResponseHeaders, type NodeServerResponse } from './header-writers.js';
+import { settleAtEnd, watchStreamedBody } from './streamed-body.js';
 
 /** What `quota()` adds to the context: `c.get('quota')` in the handlers behind it. */
 export type QuotaVariables = { quota: QuotaHandle };
@@ -30,7 +31,9 @@ export type QuotaOptions = QuotaMiddlewareOptions<Context, HonoOnExceeded>;
  *
  * In reserve mode the reservation is settled once the handler has answered: committed with
  * what it recorded, or released whole when it threw (`c.error`), answered 5xx, or the client
- * went away (the request's `signal` aborted). A streamed body may still be flowing then.
+ * went away (the request's `signal` aborted). A body streamed with Hono's helpers (`stream`,
+ * `streamText`, `streamSSE`) settles when it ends instead, so that what the handler records
+ * while streaming counts; a client that cancels the stream releases the reservation.
  *
  * @throws QuotaConfigError for a bad option, at once.
  * @example
@@ -57,6 +60,7 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
           : c.json(refusal.body, refusal.status);
       return withHeaders(response, admission);
     }
+    const streamed = handle.mode === 'skip' ? undefined : watchStreamedBody(c);
     await next();
     // Written once the handler has answered, onto whatever it answered with: headers set on the
     // context beforehand are lost when a handler returns a Response of its own.
@@ -70,11 +74,17 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
         c.res = response;
       }
     }
+    const succeeded = c.error === undefined && c.res.status < 500 && !c.req.raw.signal.aborted;
+    // A body still being streamed (Hono's streaming helpers) may record until it ends: the
+    // handle settles then, whether or not it holds anything yet.
+    const stream = streamed?.stream;
+    if (succeeded && stream !== undefined && c.res.body === stream) {
+      settleAtEnd(c, stream, handle);
+      return;
+    }
     // Awaited, so that the caller's next request already sees the commit, and so that
     // runtimes that stop work once the response is out (Workers) do not cut it short.
-    if (handle.pending) {
-      await handle.settle(c.error === undefined && c.res.status < 500 && !c.req.raw.signal.aborted);
-    }
+    if (handle.pending) await handle.settle(succeeded);
   };
 }
 

@@ -5,8 +5,9 @@ import { type ServerType, serve } from '@hono/node-server';
 import { createQuotaEngine } from '@quotakit/core';
 import { type QuotaVariables, quota } from '@quotakit/hono';
 import { Hono } from 'hono';
+import { stream } from 'hono/streaming';
 import { serve as serveV1 } from 'hono-node-server-v1';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 const rules = {
   llm_requests: { limit: 2, period: 'per_minute' as const },
@@ -138,5 +139,54 @@ describe.each([
     await middlewareDone;
     expect(await used('llm_tokens')).toBe(0);
     expect(await used('llm_requests')).toBe(0);
+  });
+
+  it('settles a streamed answer when its body ends, or releases it when the client leaves', async () => {
+    const engine = createQuotaEngine({ defaults: rules });
+    const used = async (resource: string) =>
+      (await engine.getQuotaStatus(resource, { userId: 'u1' })).used;
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    const app = new Hono<{ Variables: QuotaVariables }>();
+    app.use(
+      quota({
+        engine,
+        mode: 'reserve',
+        identify: () => ({ userId: 'u1' }),
+        amounts: { llm_requests: 1, llm_tokens: 2000 },
+      }),
+    );
+    app.get('/whole', (c) =>
+      stream(c, async (body) => {
+        await body.write('one ');
+        c.get('quota').record('llm_tokens', 40);
+        await body.write('two');
+        c.get('quota').record('llm_tokens', 2);
+      }),
+    );
+    app.get('/left', (c) =>
+      stream(c, async (body) => {
+        c.get('quota').record('llm_tokens', 40);
+        await body.write('one ');
+        await resumed;
+        await body.write('two');
+      }),
+    );
+    const base = await listen(app);
+    const whole = await fetch(`${base}/whole`);
+    expect(whole.headers.get('ratelimit-policy')).toContain('"llm_requests-per_minute"');
+    expect(await whole.text()).toBe('one two');
+    await vi.waitFor(async () => expect(await used('llm_tokens')).toBe(42));
+
+    const left = await fetch(`${base}/left`);
+    const reader = left.body!.getReader();
+    await reader.read();
+    expect(await used('llm_tokens')).toBe(2042);
+    await reader.cancel();
+    await vi.waitFor(async () => expect(await used('llm_tokens')).toBe(42));
+    expect(await used('llm_requests')).toBe(1);
+    resume();
   });
 });

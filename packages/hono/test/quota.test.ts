@@ -1,7 +1,8 @@
 import { createQuotaEngine, QuotaConfigError, type QuotaEngineOptions } from '@quotakit/core';
 import { type QuotaOptions, type QuotaVariables, quota } from '@quotakit/hono';
 import { type Context, Hono } from 'hono';
-import { describe, expect, it } from 'vitest';
+import { stream, streamSSE } from 'hono/streaming';
+import { describe, expect, it, vi } from 'vitest';
 import { failingStore } from '../../../test-support/adapter-fixtures.js';
 import { manualClock } from '../../../test-support/manual-clock.js';
 
@@ -254,5 +255,64 @@ describe('quota() in reserve mode', () => {
     });
     expect((await app.request('/chat', { method: 'POST' })).status).toBe(502);
     expect(await used('llm_tokens')).toBe(0);
+  });
+
+  it('commits what a streamed answer records once its body has ended', async () => {
+    const { app, used } = reserveApp();
+    app.post('/chat', (c) =>
+      streamSSE(c, async (sse) => {
+        await sse.writeSSE({ data: 'Hello' });
+        c.get('quota').record('llm_tokens', 20);
+        await sse.writeSSE({ data: 'world' });
+        c.get('quota').record('llm_tokens', 22);
+      }),
+    );
+    const response = await app.request('/chat', { method: 'POST' });
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    expect(response.headers.get('ratelimit')).toContain('r=');
+    // Still held while the body has not been read.
+    expect(await used('llm_tokens')).toBe(2000);
+    expect(await response.text()).toBe('data: Hello\n\ndata: world\n\n');
+    await vi.waitFor(async () => expect(await used('llm_tokens')).toBe(42));
+    expect(await used('llm_requests')).toBe(1);
+  });
+
+  it('releases a streamed answer the client cancels midway', async () => {
+    const { app, used } = reserveApp();
+    let resume!: () => void;
+    const resumed = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    app.post('/chat', (c) =>
+      stream(c, async (body) => {
+        c.get('quota').record('llm_tokens', 20);
+        await body.write('first');
+        await resumed;
+        await body.write('second');
+      }),
+    );
+    const response = await app.request('/chat', { method: 'POST' });
+    const reader = response.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('first');
+    await reader.cancel();
+    resume();
+    await vi.waitFor(async () => expect(await used('llm_tokens')).toBe(0));
+    expect(await used('llm_requests')).toBe(0);
+  });
+
+  it('counts what a streamed answer records in consume mode too', async () => {
+    const engine = createQuotaEngine({ defaults: requestRules });
+    const app = new Hono<{ Variables: QuotaVariables }>();
+    app.use(quota({ engine, identify: () => ({ userId: 'u2' }), amounts: { llm_requests: 1 } }));
+    app.get('/stream', (c) =>
+      stream(c, async (body) => {
+        await body.write('tokens');
+        c.get('quota').record('llm_tokens', 64);
+      }),
+    );
+    const response = await app.request('/stream');
+    expect(await response.text()).toBe('tokens');
+    const tokens = async () => (await engine.getQuotaStatus('llm_tokens', { userId: 'u2' })).used;
+    await vi.waitFor(async () => expect(await tokens()).toBe(64));
   });
 });
