@@ -6,6 +6,29 @@ export interface StreamedBody {
   stream: ReadableStream | undefined;
 }
 
+/** The watch of a context, and the context's own response makers it stands in front of. */
+interface Watch extends StreamedBody {
+  readonly newResponse: (...args: unknown[]) => Response;
+  readonly body: (...args: unknown[]) => Response;
+}
+
+const WATCH = Symbol('quotakit.streamedBody');
+type Watched = Context & { [WATCH]: Watch };
+
+// Shared by every context (`this` is the context they are called on), so that a request
+// allocates one small object rather than two closures.
+function noteNewResponse(this: Watched, data: unknown, ...rest: unknown[]): Response {
+  const watch = this[WATCH];
+  if (data instanceof ReadableStream) watch.stream = data;
+  return watch.newResponse(data, ...rest);
+}
+
+function noteBody(this: Watched, data: unknown, ...rest: unknown[]): Response {
+  const watch = this[WATCH];
+  if (data instanceof ReadableStream) watch.stream = data;
+  return watch.body(data, ...rest);
+}
+
 /**
  * Notes a `ReadableStream` body that the handler answers with through the context's
  * `c.newResponse` or `c.body`, which Hono's streaming helpers (`stream`, `streamText`,
@@ -17,17 +40,16 @@ export interface StreamedBody {
  * returns, so it should record before returning.
  */
 export function watchStreamedBody(c: Context): StreamedBody {
-  const noted: StreamedBody = { stream: undefined };
-  const { newResponse, body } = c;
-  c.newResponse = ((data: unknown, ...rest: unknown[]) => {
-    if (data instanceof ReadableStream) noted.stream = data;
-    return (newResponse as (...args: unknown[]) => Response)(data, ...rest);
-  }) as Context['newResponse'];
-  c.body = ((data: unknown, ...rest: unknown[]) => {
-    if (data instanceof ReadableStream) noted.stream = data;
-    return (body as (...args: unknown[]) => Response)(data, ...rest);
-  }) as Context['body'];
-  return noted;
+  const watched = c as Watched;
+  const watch: Watch = {
+    stream: undefined,
+    newResponse: c.newResponse as Watch['newResponse'],
+    body: c.body as Watch['body'],
+  };
+  watched[WATCH] = watch;
+  c.newResponse = noteNewResponse as Context['newResponse'];
+  c.body = noteBody as Context['body'];
+  return watch;
 }
 
 /**
