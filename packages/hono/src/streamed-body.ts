@@ -41,6 +41,10 @@ function noteBody(this: Watched, data: unknown, ...rest: unknown[]): Response {
  */
 export function watchStreamedBody(c: Context): StreamedBody {
   const watched = c as Watched;
+  // A second quota() on the route shares the first one's watch: the response makers it would
+  // stand in front of are already the watching ones.
+  const existing = watched[WATCH];
+  if (existing !== undefined) return existing;
   const watch: Watch = {
     stream: undefined,
     newResponse: c.newResponse as Watch['newResponse'],
