@@ -47,7 +47,11 @@ export class AvailabilityGate {
     this.#client = client;
   }
 
-  enter(): Passage {
+  /**
+   * @param mayProbe false for a call that should fail at once rather than go out as the probe
+   * of a stalled connection (see LuaScript.probes).
+   */
+  enter(mayProbe = true): Passage {
     const status = this.#client.status;
     if (status === undefined || status === 'ready') {
       this.#everReady = true;
@@ -61,11 +65,18 @@ export class AvailabilityGate {
     } else {
       this.#reconnected = true;
       if (DOWN_STATES.has(status)) return 'refused';
-      if (!this.#everReady && this.#waitingForConnection < MAX_WAITING_FOR_FIRST_CONNECTION) {
+      // Until one of them has waited out its timeout: a first connection that opens and then
+      // never completes (a server that accepts and does not answer) is a stall like any other.
+      if (
+        !this.#everReady &&
+        !this.#stalled &&
+        this.#waitingForConnection < MAX_WAITING_FOR_FIRST_CONNECTION
+      ) {
         this.#waitingForConnection += 1;
         return 'queued';
       }
     }
+    if (!mayProbe) return 'refused';
     const now = performance.now();
     if (this.#probeSentAt !== undefined && now - this.#probeSentAt < PROBE_GIVE_UP_MS) {
       return 'refused';

@@ -5,10 +5,17 @@ export interface LuaScript {
   readonly name: string;
   readonly source: string;
   readonly sha: string;
+  /**
+   * Whether a call may go out as the probe of a stalled connection (see AvailabilityGate).
+   * False for the override reads an operation makes before its own script: waiting out a
+   * probe there would spend the operation's time, which then ends `unknown` rather than in
+   * the insurance store; the operation's own script probes instead.
+   */
+  readonly probes: boolean;
 }
 
-function script(name: string, source: string): LuaScript {
-  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+function script(name: string, source: string, probes = true): LuaScript {
+  return { name, source, sha: createHash('sha1').update(source).digest('hex'), probes };
 }
 
 /**
@@ -406,6 +413,7 @@ local out = { tonumber(redis.call('GET', KEYS[1]) or '0') }
 for i = 2, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
 return out
 `,
+  false,
 );
 
 /**
@@ -462,4 +470,5 @@ for p = 2, #KEYS, 2 do
 end
 return out
 `,
+  false,
 );

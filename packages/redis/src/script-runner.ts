@@ -71,7 +71,7 @@ export class ScriptRunner {
     context?: C,
   ): Promise<T> {
     const parts = this.#parts;
-    const passage = parts.gate.enter();
+    const passage = parts.gate.enter(script.probes);
     if (passage === 'refused') {
       const status = parts.client.status;
       const why = status === 'ready' ? 'not answering' : `client ${status}`;

@@ -1,4 +1,5 @@
-import { createQuotaEngine } from '@quotakit/core';
+import net from 'node:net';
+import { createQuotaEngine, MemoryStore } from '@quotakit/core';
 import { RedisStore } from '@quotakit/redis';
 import { Redis } from 'ioredis';
 import { afterAll, expect, it } from 'vitest';
@@ -67,5 +68,43 @@ describeWithRedis('RedisStore while its client makes its first connection', () =
     const offline = (client as unknown as { offlineQueue: { length: number } }).offlineQueue;
     expect(offline.length).toBeLessThanOrEqual(1_000);
     client.disconnect();
+  });
+
+  it('lets the insurance store take over when the first connection opens but never completes', async () => {
+    // A server that accepts connections and never answers: ioredis waits for its ready check.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const client = new Redis({
+      host: '127.0.0.1',
+      port: (silent.address() as net.AddressInfo).port,
+      maxRetriesPerRequest: 1,
+    });
+    client.on('error', () => {});
+    try {
+      const engine = createQuotaEngine({
+        store: new RedisStore({ client, prefix, timeoutMs: 50, insurance: new MemoryStore() }),
+        defaults: { llm_requests: { limit: 3, period: 'per_minute' } },
+        onError: () => {},
+      });
+      const answers: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const decision = await engine.consume({ userId: 'silent', amounts: { llm_requests: 1 } });
+        const { status, used } = decision.results.llm_requests!;
+        answers.push(`${status} ${used}`);
+      }
+      expect(client.status).not.toBe('ready');
+      // The first call waits out the timeout; from then on the insurance store counts.
+      expect(answers.slice(1)).toEqual([
+        'within_limit 1',
+        'within_limit 2',
+        'at_limit 3',
+        'exceeded 3',
+      ]);
+    } finally {
+      client.disconnect();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
