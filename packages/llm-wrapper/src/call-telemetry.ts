@@ -37,7 +37,9 @@ export interface CallDescription {
  * attributes (`gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`,
  * `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`) and the `quota.*` attributes of
  * the deciding result. The engine's own `quota.reserve` and `quota.commit` spans are its
- * children. Undefined (nothing allocated) when no tracer provider is registered.
+ * siblings, children of the caller's active span as every engine span is (DESIGN section 8),
+ * and carry the call's GenAI attributes. Undefined (nothing allocated) when no tracer provider
+ * is registered.
  */
 export class CallSpan {
   readonly #span: Span;
@@ -45,8 +47,9 @@ export class CallSpan {
 
   private constructor(span: Span, parent: Context, call: CallDescription) {
     this.#span = span;
-    // The engine's quota.reserve and quota.commit spans, its children, carry them too.
-    this.context = withSpanAttributes(trace.setSpan(parent, span), requestAttributes(call));
+    // The caller's context, not this span's: the engine's quota.reserve and quota.commit spans
+    // stay children of the caller's span, and carry the call's attributes too.
+    this.context = withSpanAttributes(parent, requestAttributes(call));
   }
 
   static start(call: CallDescription): CallSpan | undefined {
@@ -62,8 +65,8 @@ export class CallSpan {
   }
 
   /**
-   * Runs `fn` with this span active, so the engine's spans become its children and carry the
-   * call's GenAI attributes, and `attributes` as well when given.
+   * Runs `fn` in the caller's context with the call's GenAI attributes (and `attributes` as
+   * well when given) added to every engine span started in it.
    */
   within<T>(fn: () => T, attributes?: Attributes): T {
     return context.with(

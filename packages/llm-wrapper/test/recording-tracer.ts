@@ -13,6 +13,9 @@ export interface RecordedSpan {
   readonly attributes: Attributes;
   readonly status: SpanStatus;
   readonly ended: boolean;
+  readonly spanId: string;
+  /** The parent span's id; undefined for a root span. */
+  readonly parentSpanId: string | undefined;
 }
 
 /** The real SDK's spans, each kept from its start (an exporter would only see ended ones). */
@@ -37,6 +40,8 @@ class RecordingProcessor implements SpanProcessor {
       get ended() {
         return span.ended;
       },
+      spanId: span.spanContext().spanId,
+      parentSpanId: span.parentSpanContext?.spanId,
     });
   }
 

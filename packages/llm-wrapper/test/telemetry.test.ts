@@ -1,3 +1,4 @@
+import { trace } from '@opentelemetry/api';
 import { withQuota } from '@quotakit/llm-wrapper';
 import { describe, expect, it } from 'vitest';
 import { HI, openaiClient, testEngine } from './helpers.js';
@@ -12,11 +13,16 @@ describe('telemetry', () => {
     const engine = testEngine();
     const openai = withQuota(openaiClient(standIn), { engine, subject: { userId: 'otel-1' } });
     spans.length = 0;
-    await openai.chat.completions.create({
-      model: 'gpt-4o',
-      messages: [{ role: 'user', content: 'a secret prompt' }],
-      max_completion_tokens: 100,
+    const app = trace.getTracer('app');
+    await app.startActiveSpan('app.request', async (span) => {
+      await openai.chat.completions.create({
+        model: 'gpt-4o',
+        messages: [{ role: 'user', content: 'a secret prompt' }],
+        max_completion_tokens: 100,
+      });
+      span.end();
     });
+    const appSpan = spans.find((span) => span.name === 'app.request');
     const calls = spans.filter((span) => span.name === 'quota.llm_call');
     expect(calls).toHaveLength(1);
     const [call] = calls;
@@ -35,8 +41,14 @@ describe('telemetry', () => {
       'quota.scope': 'user',
     });
     expect(JSON.stringify(spans)).not.toContain('secret');
-    // The engine's own spans are its children and carry the GenAI attributes too.
+    // The engine's own spans are children of the caller's span, as is the call's, and carry
+    // the GenAI attributes too.
     const reserve = spans.find((span) => span.name === 'quota.reserve');
+    const commitSpan = spans.find((span) => span.name === 'quota.commit');
+    expect(appSpan).toBeDefined();
+    for (const child of [call, reserve, commitSpan]) {
+      expect(child?.parentSpanId).toBe(appSpan!.spanId);
+    }
     expect(reserve?.attributes).toMatchObject({
       'gen_ai.operation.name': 'chat',
       'gen_ai.provider.name': 'openai',
