@@ -7,5 +7,7 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'es2022',
+  // Keep `node:` on built-in imports: Deno and Workers (nodejs_compat) resolve built-ins by it.
+  removeNodeProtocol: false,
   external: ['hono', '@quotakit/core'],
 });

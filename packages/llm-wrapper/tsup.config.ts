@@ -7,6 +7,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'es2022',
+  // Keep `node:` on built-in imports: Deno and Workers (nodejs_compat) resolve built-ins by it.
+  removeNodeProtocol: false,
   // The SDKs are the application's own copies; nothing of theirs is bundled.
   external: ['openai', '@anthropic-ai/sdk', 'ai', 'gpt-tokenizer', '@quotakit/core'],
 });

@@ -7,6 +7,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'es2022',
+  // Keep `node:` on built-in imports: Deno and Workers (nodejs_compat) resolve built-ins by it.
+  removeNodeProtocol: false,
   // Peers and the core stay imports: the application brings its own copies.
   external: ['ioredis', '@quotakit/core'],
 });
