@@ -1,3 +1,5 @@
+import { QuotaConfigError } from './errors.js';
+import { rejectUnknownOptions } from './known-options.js';
 import type { UsageDetails } from './ledger-writer.js';
 import type { Subject } from './subject.js';
 import type { UsageEvent, UsageLedger, UsageQuery } from './usage-ledger.js';
@@ -10,6 +12,8 @@ export interface MemoryLedgerOptions {
    */
   maxEvents?: number;
 }
+
+const MEMORY_LEDGER_OPTIONS: ReadonlySet<string> = new Set(['maxEvents']);
 
 /** Numbers per event in the numbers row: time, amount, sequence (0 for an event with an id). */
 const NUMBERS = 3;
@@ -65,9 +69,13 @@ export class MemoryLedger implements UsageLedger {
   #size = 0;
 
   constructor(options: MemoryLedgerOptions = {}) {
+    rejectUnknownOptions(options, MEMORY_LEDGER_OPTIONS, 'MemoryLedger');
     const maxEvents = options.maxEvents ?? 100_000;
     if (!Number.isSafeInteger(maxEvents) || maxEvents < 1) {
-      throw new RangeError('MemoryLedger option maxEvents must be a positive integer');
+      throw new QuotaConfigError(
+        'maxEvents',
+        `must be a positive whole number, got ${String(maxEvents)}`,
+      );
     }
     this.#capacity = maxEvents;
   }

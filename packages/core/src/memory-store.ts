@@ -1,5 +1,7 @@
 import { LRUCache } from 'lru-cache';
+import { QuotaConfigError } from './errors.js';
 import { ExpiryQueue, type QueuedItem } from './expiry-queue.js';
+import { rejectUnknownOptions } from './known-options.js';
 import { fitsWithin } from './statuses.js';
 import type {
   OverrideFilter,
@@ -32,6 +34,12 @@ export interface MemoryStoreOptions {
   /** Most notification claims remembered. Defaults to `100_000`. */
   maxClaims?: number;
 }
+
+const MEMORY_STORE_OPTIONS: ReadonlySet<string> = new Set([
+  'maxCounters',
+  'maxIdempotencyKeys',
+  'maxClaims',
+]);
 
 const unitSize = () => 1;
 
@@ -70,6 +78,7 @@ export class MemoryStore implements QuotaStore {
   #expiries = new ExpiryQueue<HeldReservation>();
 
   constructor(options: MemoryStoreOptions = {}) {
+    rejectUnknownOptions(options, MEMORY_STORE_OPTIONS, 'MemoryStore');
     const maxCounters = options.maxCounters ?? 1_000_000;
     const maxIdempotencyKeys = options.maxIdempotencyKeys ?? 100_000;
     const maxClaims = options.maxClaims ?? 100_000;
@@ -79,7 +88,7 @@ export class MemoryStore implements QuotaStore {
       ['maxClaims', maxClaims],
     ] as const) {
       if (!Number.isSafeInteger(value) || value < 1) {
-        throw new RangeError(`MemoryStore option ${name} must be a positive integer`);
+        throw new QuotaConfigError(name, `must be a positive whole number, got ${String(value)}`);
       }
     }
     // Bounded by maxSize (each entry weighs 1) rather than `max`: lru-cache preallocates

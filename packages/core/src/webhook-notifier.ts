@@ -8,6 +8,7 @@
 
 import { QuotaConfigError } from './errors.js';
 import type { ThresholdEvent, ThresholdListener } from './events.js';
+import { rejectUnknownOptions } from './known-options.js';
 
 /** Options of {@link webhookNotifier}. Validated once, at construction. */
 export interface WebhookNotifierOptions {
@@ -561,10 +562,23 @@ function describe(error: unknown): string {
   return error.message + cause;
 }
 
+const WEBHOOK_OPTIONS: ReadonlySet<string> = new Set([
+  'url',
+  'secret',
+  'timeoutMs',
+  'retries',
+  'backoffMs',
+  'maxQueue',
+  'headers',
+  'fetch',
+  'onError',
+]);
+
 function resolveOptions(options: WebhookNotifierOptions): WebhookConfig {
   if (typeof options !== 'object' || options === null) {
     throw new QuotaConfigError('webhookNotifier', 'expects an options object');
   }
+  rejectUnknownOptions(options, WEBHOOK_OPTIONS, 'webhookNotifier', 'webhookNotifier.');
   const { url, secret, onError } = options;
   if (typeof url !== 'string') {
     throw new QuotaConfigError('webhookNotifier.url', 'must be a string');

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createQuotaEngine } from '../src/engine.js';
+import { QuotaConfigError } from '../src/errors.js';
 import { ExpiryQueue, type QueuedItem } from '../src/expiry-queue.js';
+import { MemoryLedger } from '../src/memory-ledger.js';
 import { MemoryStore } from '../src/memory-store.js';
 import { describeStoreContract } from '../src/testing/index.js';
 import { asyncView, withOwnLedger } from './async-store.js';
@@ -8,6 +10,15 @@ import { asyncView, withOwnLedger } from './async-store.js';
 describeStoreContract('MemoryStore', () => new MemoryStore(), { concurrency: 2_000 });
 
 describe('MemoryStore', () => {
+  it('refuses a misspelt option or a bad size at construction', () => {
+    expect(() => new MemoryStore({ maxCounter: 5 } as never)).toThrow(
+      'Invalid QuotaKit configuration at maxCounter: not an option of MemoryStore',
+    );
+    expect(() => new MemoryStore({ maxCounters: 0 })).toThrow(QuotaConfigError);
+    expect(() => new MemoryLedger({ maxEvent: 5 } as never)).toThrow(QuotaConfigError);
+    expect(() => new MemoryLedger({ maxEvents: 1.5 })).toThrow(QuotaConfigError);
+  });
+
   it('drops the least recently used counters beyond maxCounters', async () => {
     const store = new MemoryStore({ maxCounters: 2 });
     const subject = { userId: 'u' };

@@ -559,6 +559,7 @@ describe('webhookNotifier', () => {
     ['headers.bad name', { headers: { 'bad name': 'x' } }],
     ['fetch', { fetch: 'fetch' }],
     ['onError', { onError: 'log' }],
+    ['retry', { retry: 3 }],
   ])('rejects a bad %s at construction', (path, override) => {
     const options = { url: 'https://example.com/hook', secret: SECRET, ...override };
     const build = () => createNotifier(options as unknown as WebhookNotifierOptions);

@@ -4,6 +4,7 @@ import {
   type PriceTable,
   QuotaConfigError,
   type QuotaEngine,
+  rejectUnknownOptions,
   type Subject,
 } from '@quotakit/core';
 import { resolveTokenCounter, type TokenCounter, type TokenEstimator } from './token-estimate.js';
@@ -112,6 +113,21 @@ export interface ResolvedWrapperOptions {
   readonly onError: (error: unknown) => void;
 }
 
+const WRAPPER_OPTIONS: ReadonlySet<string> = new Set([
+  'engine',
+  'subject',
+  'onExceeded',
+  'minOutputTokens',
+  'defaultMaxOutputTokens',
+  'countFailedRequests',
+  'enforceDuringStream',
+  'prices',
+  'estimator',
+  'reservationTtlMs',
+  'telemetry',
+  'onError',
+]);
+
 const RESOLVED = Symbol.for('quotakit.llm-wrapper.resolved-options');
 
 /**
@@ -128,6 +144,7 @@ export function resolveWrapperOptions(
   }
   if ((options as { [RESOLVED]?: true })[RESOLVED]) return options as ResolvedWrapperOptions;
   const input = options as QuotaWrapperOptions;
+  rejectUnknownOptions(input, WRAPPER_OPTIONS, 'withQuota / quotaMiddleware');
   const engine = input.engine;
   if (
     typeof engine !== 'object' ||

@@ -334,6 +334,10 @@ describe('quotaMiddleware options and types', () => {
       QuotaConfigError,
     );
     expect(() => quotaMiddleware({ engine: {} as never })).toThrow(QuotaConfigError);
+    // A misspelt option fails too, rather than leaving its default in place.
+    expect(() => quotaMiddleware({ engine, subjct: {} } as never)).toThrow(
+      /subjct: not an option of withQuota \/ quotaMiddleware/,
+    );
   });
 
   it('placed last among middlewares, reserves for the settings the others applied', async () => {

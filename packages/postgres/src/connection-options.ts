@@ -1,4 +1,4 @@
-import { QuotaConfigError } from '@quotakit/core';
+import { QuotaConfigError, rejectUnknownOptions } from '@quotakit/core';
 import type { PgPool } from './pg-pool.js';
 
 /** Options PostgresStore and PostgresLedger share. */
@@ -32,21 +32,26 @@ export interface ResolvedConnectionOptions {
   readonly timeoutMs: number;
 }
 
+const CONNECTION_OPTIONS = ['pool', 'schema', 'timeoutMs'] as const;
+
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /**
  * Validates the shared options once, at construction.
  *
  * @param owner the class being built, for the messages.
+ * @param ownOptions the options the owner takes beside these.
  * @throws QuotaConfigError naming the bad option and the reason.
  */
 export function resolveConnectionOptions(
   options: PostgresConnectionOptions,
   owner: string,
+  ownOptions: readonly string[],
 ): ResolvedConnectionOptions {
   if (typeof options !== 'object' || options === null) {
     throw new QuotaConfigError('', `${owner} expects an options object with a pool`);
   }
+  rejectUnknownOptions(options, new Set([...CONNECTION_OPTIONS, ...ownOptions]), owner);
   const { pool } = options;
   if (
     typeof pool !== 'object' ||

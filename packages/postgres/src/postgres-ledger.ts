@@ -57,7 +57,9 @@ export class PostgresLedger implements UsageLedger {
    * @throws QuotaConfigError naming the bad option.
    */
   constructor(options: PostgresLedgerOptions) {
-    const { pool, schema, timeoutMs } = resolveConnectionOptions(options, 'PostgresLedger');
+    const { pool, schema, timeoutMs } = resolveConnectionOptions(options, 'PostgresLedger', [
+      'pageSize',
+    ]);
     const pageSize = options.pageSize ?? 1_000;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
       throw new QuotaConfigError('pageSize', `must be a positive whole number, got ${pageSize}`);

@@ -1,4 +1,4 @@
-import { QuotaConfigError } from '@quotakit/core';
+import { QuotaConfigError, rejectUnknownOptions } from '@quotakit/core';
 import {
   type PostgresConnectionOptions,
   type ResolvedConnectionOptions,
@@ -51,6 +51,8 @@ export interface ResolvedPostgresStoreOptions extends ResolvedConnectionOptions 
   readonly overrideHintMs: number;
 }
 
+const CLEANUP_OPTIONS: ReadonlySet<string> = new Set(['everyOperations', 'batchSize', 'graceMs']);
+
 /**
  * Validates PostgresStore options once, at construction.
  *
@@ -59,11 +61,16 @@ export interface ResolvedPostgresStoreOptions extends ResolvedConnectionOptions 
 export function resolvePostgresStoreOptions(
   options: PostgresStoreOptions,
 ): ResolvedPostgresStoreOptions {
-  const connection = resolveConnectionOptions(options, 'PostgresStore');
+  const connection = resolveConnectionOptions(options, 'PostgresStore', [
+    'cleanup',
+    'overrideHintMs',
+  ]);
   const cleanup = options.cleanup ?? {};
   if (cleanup !== false && (typeof cleanup !== 'object' || cleanup === null)) {
     throw new QuotaConfigError('cleanup', 'must be an object or false');
   }
+  if (cleanup !== false)
+    rejectUnknownOptions(cleanup, CLEANUP_OPTIONS, 'PostgresStore', 'cleanup.');
   const settings = cleanup === false ? {} : cleanup;
   const everyOperations = settings.everyOperations ?? 1_000;
   const batchSize = settings.batchSize ?? 1_000;

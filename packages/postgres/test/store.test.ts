@@ -4,7 +4,7 @@ import {
   QuotaStoreError,
   type UsageEvent,
 } from '@quotakit/core';
-import { PostgresStore } from '@quotakit/postgres';
+import { PostgresLedger, PostgresStore } from '@quotakit/postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeText, encodeText } from '../src/text-encoding.js';
 import {
@@ -346,6 +346,9 @@ describe('PostgresStore options', () => {
       [{ pool: fakePool, cleanup: { everyOperations: 0 } }, 'cleanup.everyOperations'],
       [{ pool: fakePool, cleanup: { graceMs: -1 } }, 'cleanup.graceMs'],
       [{ pool: fakePool, overrideHintMs: -5 }, 'overrideHintMs'],
+      // A misspelt option would otherwise leave its default silently in place.
+      [{ pool: fakePool, timeout: 50 }, 'timeout'],
+      [{ pool: fakePool, cleanup: { every: 10 } }, 'cleanup.every'],
     ];
     for (const [options, path] of bad) {
       let thrown: unknown;
@@ -357,6 +360,13 @@ describe('PostgresStore options', () => {
       expect(thrown).toBeInstanceOf(QuotaConfigError);
       expect((thrown as QuotaConfigError).path).toBe(path);
     }
+  });
+
+  it('refuses a PostgresLedger option it does not take', () => {
+    expect(() => new PostgresLedger({ pool: fakePool, pagesize: 10 } as never)).toThrow(
+      'Invalid QuotaKit configuration at pagesize: not an option of PostgresLedger',
+    );
+    expect(() => new PostgresLedger({ pool: fakePool, pageSize: 10 })).not.toThrow();
   });
 
   it('uses the documented defaults', () => {

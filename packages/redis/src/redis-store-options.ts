@@ -1,4 +1,9 @@
-import { isQuotaStore, QuotaConfigError, type QuotaStore } from '@quotakit/core';
+import {
+  isQuotaStore,
+  QuotaConfigError,
+  type QuotaStore,
+  rejectUnknownOptions,
+} from '@quotakit/core';
 import type { ShardBy } from './key-layout.js';
 import type { RedisScriptClient } from './redis-client.js';
 
@@ -72,6 +77,16 @@ export interface ResolvedRedisStoreOptions {
   readonly writeBatchSize: number;
 }
 
+const REDIS_STORE_OPTIONS: ReadonlySet<string> = new Set([
+  'client',
+  'prefix',
+  'timeoutMs',
+  'insurance',
+  'shardBy',
+  'overrideHintMs',
+  'writeBatchSize',
+]);
+
 const PREFIX_PATTERN = /^[^{}|]{1,64}$/;
 
 /**
@@ -83,6 +98,7 @@ export function resolveRedisStoreOptions(options: RedisStoreOptions): ResolvedRe
   if (typeof options !== 'object' || options === null) {
     throw new QuotaConfigError('', 'RedisStore expects an options object with a client');
   }
+  rejectUnknownOptions(options, REDIS_STORE_OPTIONS, 'RedisStore');
   const { client, insurance, shardBy } = options;
   if (
     typeof client !== 'object' ||

@@ -21,6 +21,8 @@ describe('RedisStore options', () => {
     [{ client, writeBatchSize: 0 }, /writeBatchSize: must be a whole number from 1 to 1000/],
     [{ client, writeBatchSize: 2.5 }, /writeBatchSize/],
     [{ client, writeBatchSize: 1_001 }, /writeBatchSize/],
+    // A misspelt option would otherwise leave its default silently in place.
+    [{ client, timeout: 50 }, /timeout: not an option of RedisStore/],
   ])('refuses %j at construction', (options, message) => {
     expect(() => new RedisStore(options as unknown as RedisStoreOptions)).toThrow(QuotaConfigError);
     expect(() => new RedisStore(options as unknown as RedisStoreOptions)).toThrow(message);
