@@ -74,10 +74,13 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
         c.res = response;
       }
     }
+    const stream = streamed?.stream;
+    if (stream === undefined && !handle.pending) return;
+    // Read only now: under @hono/node-server the request's `signal` is made on first use, which
+    // costs more than the rest of the middleware.
     const succeeded = c.error === undefined && c.res.status < 500 && !c.req.raw.signal.aborted;
     // A body still being streamed (Hono's streaming helpers) may record until it ends: the
     // handle settles then, whether or not it holds anything yet.
-    const stream = streamed?.stream;
     if (succeeded && stream !== undefined && c.res.body === stream) {
       settleAtEnd(c, stream, handle);
       return;
