@@ -69,8 +69,9 @@ export function resolvePostgresStoreOptions(
   if (cleanup !== false && (typeof cleanup !== 'object' || cleanup === null)) {
     throw new QuotaConfigError('cleanup', 'must be an object or false');
   }
-  if (cleanup !== false)
+  if (cleanup !== false) {
     rejectUnknownOptions(cleanup, CLEANUP_OPTIONS, 'PostgresStore', 'cleanup.');
+  }
   const settings = cleanup === false ? {} : cleanup;
   const everyOperations = settings.everyOperations ?? 1_000;
   const batchSize = settings.batchSize ?? 1_000;

@@ -30,7 +30,9 @@ export type Passage = 'refused' | 'send' | 'probe' | 'queued';
  *   its offline queue, with default settings for as long as reconnection takes);
  * - while it connects again after an outage, or after a command went unanswered past the
  *   timeout (an open but stalled connection: a paused or overloaded server, a partition not yet
- *   noticed), one command at a time goes out as a probe, until Redis answers again.
+ *   noticed, a first connection that never completes), one command at a time goes out as a
+ *   probe, until Redis answers again; the rest, and the override reads that may not probe,
+ *   fail at once.
  */
 export class AvailabilityGate {
   readonly #client: RedisScriptClient;
