@@ -8,6 +8,7 @@ import { Hono } from 'hono';
 import { stream } from 'hono/streaming';
 import { serve as serveV1 } from 'hono-node-server-v1';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { reserveApp } from './reserve-app.js';
 
 const rules = {
   llm_requests: { limit: 2, period: 'per_minute' as const },
@@ -142,22 +143,11 @@ describe.each([
   });
 
   it('settles a streamed answer when its body ends, or releases it when the client leaves', async () => {
-    const engine = createQuotaEngine({ defaults: rules });
-    const used = async (resource: string) =>
-      (await engine.getQuotaStatus(resource, { userId: 'u1' })).used;
+    const { app, used } = reserveApp(rules);
     let resume!: () => void;
     const resumed = new Promise<void>((resolve) => {
       resume = resolve;
     });
-    const app = new Hono<{ Variables: QuotaVariables }>();
-    app.use(
-      quota({
-        engine,
-        mode: 'reserve',
-        identify: () => ({ userId: 'u1' }),
-        amounts: { llm_requests: 1, llm_tokens: 2000 },
-      }),
-    );
     app.get('/whole', (c) =>
       stream(c, async (body) => {
         await body.write('one ');

@@ -5,6 +5,7 @@ import { stream, streamSSE } from 'hono/streaming';
 import { describe, expect, it, vi } from 'vitest';
 import { failingStore } from '../../../test-support/adapter-fixtures.js';
 import { manualClock } from '../../../test-support/manual-clock.js';
+import { reserveApp } from './reserve-app.js';
 
 const START = '2026-03-10T12:00:30.000Z';
 const DAY_LEFT_S = 12 * 3600 - 30;
@@ -205,24 +206,8 @@ describe('quota() with a failing store', () => {
 });
 
 describe('quota() in reserve mode', () => {
-  function reserveApp() {
-    const engine = createQuotaEngine({ defaults: requestRules });
-    const app = new Hono<{ Variables: QuotaVariables }>();
-    app.use(
-      quota({
-        engine,
-        mode: 'reserve',
-        identify: () => ({ userId: 'u1' }),
-        amounts: { llm_requests: 1, llm_tokens: 2000 },
-      }),
-    );
-    const used = async (resource: string) =>
-      (await engine.getQuotaStatus(resource, { userId: 'u1' })).used;
-    return { app, used };
-  }
-
   it('holds the estimate while the handler runs and commits what it recorded', async () => {
-    const { app, used } = reserveApp();
+    const { app, used } = reserveApp(requestRules);
     let usedDuring: number | null = null;
     app.post('/chat', async (c) => {
       usedDuring = await used('llm_tokens');
@@ -237,7 +222,7 @@ describe('quota() in reserve mode', () => {
   });
 
   it('releases everything when the handler throws', async () => {
-    const { app, used } = reserveApp();
+    const { app, used } = reserveApp(requestRules);
     app.post('/chat', (c) => {
       c.get('quota').record('llm_tokens', 350);
       throw new Error('model timed out');
@@ -248,7 +233,7 @@ describe('quota() in reserve mode', () => {
   });
 
   it('releases everything when the handler answers 5xx', async () => {
-    const { app, used } = reserveApp();
+    const { app, used } = reserveApp(requestRules);
     app.post('/chat', (c) => {
       c.get('quota').record('llm_tokens', 350);
       return c.json({ error: 'upstream failed' }, 502);
@@ -258,7 +243,7 @@ describe('quota() in reserve mode', () => {
   });
 
   it('commits what a streamed answer records once its body has ended', async () => {
-    const { app, used } = reserveApp();
+    const { app, used } = reserveApp(requestRules);
     app.post('/chat', (c) =>
       streamSSE(c, async (sse) => {
         await sse.writeSSE({ data: 'Hello' });
@@ -278,7 +263,7 @@ describe('quota() in reserve mode', () => {
   });
 
   it('releases a streamed answer the client cancels midway', async () => {
-    const { app, used } = reserveApp();
+    const { app, used } = reserveApp(requestRules);
     let resume!: () => void;
     const resumed = new Promise<void>((resolve) => {
       resume = resolve;
