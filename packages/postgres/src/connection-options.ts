@@ -23,6 +23,15 @@ export interface PostgresConnectionOptions {
    * Defaults to `5_000`.
    */
   timeoutMs?: number;
+  /**
+   * Whether each statement is prepared once per connection, under a name, rather than parsed
+   * and planned on every call. Set `false` behind a connection pooler in transaction mode that
+   * does not follow prepared statements from one server connection to the next (PgBouncer
+   * before 1.21, or with `max_prepared_statements = 0`; Supavisor): there a named statement
+   * prepared on one server connection is missing on the next, and the call fails. Defaults to
+   * `true`.
+   */
+  preparedStatements?: boolean;
 }
 
 /** {@link PostgresConnectionOptions} after validation. */
@@ -30,9 +39,10 @@ export interface ResolvedConnectionOptions {
   readonly pool: PgPool;
   readonly schema: string;
   readonly timeoutMs: number;
+  readonly preparedStatements: boolean;
 }
 
-const CONNECTION_OPTIONS = ['pool', 'schema', 'timeoutMs'] as const;
+const CONNECTION_OPTIONS = ['pool', 'schema', 'timeoutMs', 'preparedStatements'] as const;
 
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -75,5 +85,12 @@ export function resolveConnectionOptions(
       `must be a positive whole number of ms, got ${String(timeoutMs)}`,
     );
   }
-  return { pool, schema, timeoutMs };
+  const preparedStatements = options.preparedStatements ?? true;
+  if (typeof preparedStatements !== 'boolean') {
+    throw new QuotaConfigError(
+      'preparedStatements',
+      `must be true or false, got ${String(preparedStatements)}`,
+    );
+  }
+  return { pool, schema, timeoutMs, preparedStatements };
 }

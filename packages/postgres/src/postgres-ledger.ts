@@ -57,9 +57,11 @@ export class PostgresLedger implements UsageLedger {
    * @throws QuotaConfigError naming the bad option.
    */
   constructor(options: PostgresLedgerOptions) {
-    const { pool, schema, timeoutMs } = resolveConnectionOptions(options, 'PostgresLedger', [
-      'pageSize',
-    ]);
+    const { pool, schema, timeoutMs, preparedStatements } = resolveConnectionOptions(
+      options,
+      'PostgresLedger',
+      ['pageSize'],
+    );
     const pageSize = options.pageSize ?? 1_000;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
       throw new QuotaConfigError('pageSize', `must be a positive whole number, got ${pageSize}`);
@@ -69,10 +71,10 @@ export class PostgresLedger implements UsageLedger {
     this.#runner = new QueryRunner(pool, timeoutMs);
     this.#pageSize = pageSize;
     this.#table = `${quoteIdentifier(schema)}.usage_events`;
-    this.#append = {
-      name: `quotakit:${schema}:append_usage`,
-      text: `SELECT ${quoteIdentifier(schema)}.append_usage($1::json) AS written`,
-    };
+    const appendText = `SELECT ${quoteIdentifier(schema)}.append_usage($1::json) AS written`;
+    this.#append = preparedStatements
+      ? { name: `quotakit:${schema}:append_usage`, text: appendText }
+      : { text: appendText };
   }
 
   /**

@@ -130,7 +130,7 @@ export class PostgresStore implements QuotaStore {
     this.schema = resolved.schema;
     this.#pool = resolved.pool;
     this.#runner = new QueryRunner(resolved.pool, resolved.timeoutMs);
-    this.#statements = statements(resolved.schema);
+    this.#statements = statements(resolved.schema, resolved.preparedStatements);
     this.#cleanupEvery = resolved.cleanupEvery;
     this.#cleanupBatch = resolved.cleanupBatch;
     this.#cleanupGraceMs = resolved.cleanupGraceMs;
@@ -139,6 +139,7 @@ export class PostgresStore implements QuotaStore {
       pool: resolved.pool,
       schema: resolved.schema,
       timeoutMs: resolved.timeoutMs,
+      preparedStatements: resolved.preparedStatements,
     });
     guardPool(resolved.pool);
   }
@@ -402,13 +403,14 @@ function guardPool(pool: PgPool): void {
   pool.on('error', () => {});
 }
 
-/** The statements of a store on `schema`, prepared once per connection (named). */
-function statements(schema: string) {
+/**
+ * The statements of a store on `schema`: prepared once per connection (named), or, with
+ * `prepared` false, unnamed (parsed on every call, as poolers in transaction mode need).
+ */
+function statements(schema: string, prepared: boolean) {
   const s = quoteIdentifier(schema);
-  const named = (name: string, text: string): Statement => ({
-    name: `quotakit:${schema}:${name}`,
-    text,
-  });
+  const named = (name: string, text: string): Statement =>
+    prepared ? { name: `quotakit:${schema}:${name}`, text } : { text };
   return {
     read: named('read', `SELECT ${s}.read_values($1::float8, $2::text[]) AS v`),
     consume: named(

@@ -349,6 +349,7 @@ describe('PostgresStore options', () => {
       // A misspelt option would otherwise leave its default silently in place.
       [{ pool: fakePool, timeout: 50 }, 'timeout'],
       [{ pool: fakePool, cleanup: { every: 10 } }, 'cleanup.every'],
+      [{ pool: fakePool, preparedStatements: 'no' }, 'preparedStatements'],
     ];
     for (const [options, path] of bad) {
       let thrown: unknown;
