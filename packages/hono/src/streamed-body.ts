@@ -6,35 +6,22 @@ export interface StreamedBody {
   stream: ReadableStream | undefined;
 }
 
-/** The watch of a context, and the context's own response makers it stands in front of. */
+/** The watch of a context: its stream, if any, and the response makers it stands in front of. */
 interface Watch extends StreamedBody {
   readonly newResponse: (...args: unknown[]) => Response;
   readonly body: (...args: unknown[]) => Response;
 }
 
 const WATCH = Symbol('quotakit.streamedBody');
-type Watched = Context & { [WATCH]: Watch };
-
-// Shared by every context (`this` is the context they are called on), so that a request
-// allocates one small object rather than two closures.
-function noteNewResponse(this: Watched, data: unknown, ...rest: unknown[]): Response {
-  const watch = this[WATCH];
-  if (data instanceof ReadableStream) watch.stream = data;
-  return watch.newResponse(data, ...rest);
-}
-
-function noteBody(this: Watched, data: unknown, ...rest: unknown[]): Response {
-  const watch = this[WATCH];
-  if (data instanceof ReadableStream) watch.stream = data;
-  return watch.body(data, ...rest);
-}
+type Watched = Context & { [WATCH]?: Watch };
 
 /**
  * Notes a `ReadableStream` body that the handler answers with through the context's
  * `c.newResponse` or `c.body`, which Hono's streaming helpers (`stream`, `streamText`,
  * `streamSSE`) use. Their handler returns while the body is still being written, and may record
  * usage until it ends: such a response is settled when its body ends ({@link settleAtEnd}),
- * not when the handler returns. Only the context of this one request is touched.
+ * not when the handler returns. Only the context of this one request is touched, and its
+ * `body` and `newResponse` stay arrow functions (`({ body }) => body(stream)` works).
  *
  * A handler that builds `new Response(stream)` itself is not seen: its handle settles when it
  * returns, so it should record before returning.
@@ -51,8 +38,14 @@ export function watchStreamedBody(c: Context): StreamedBody {
     body: c.body as Watch['body'],
   };
   watched[WATCH] = watch;
-  c.newResponse = noteNewResponse as Context['newResponse'];
-  c.body = noteBody as Context['body'];
+  c.newResponse = ((data: unknown, ...rest: unknown[]) => {
+    if (data instanceof ReadableStream) watch.stream = data;
+    return watch.newResponse(data, ...rest);
+  }) as Context['newResponse'];
+  c.body = ((data: unknown, ...rest: unknown[]) => {
+    if (data instanceof ReadableStream) watch.stream = data;
+    return watch.body(data, ...rest);
+  }) as Context['body'];
   return watch;
 }
 

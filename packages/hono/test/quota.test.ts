@@ -285,6 +285,23 @@ describe('quota() in reserve mode', () => {
     expect(await used('llm_requests')).toBe(0);
   });
 
+  it('settles a stream answered through a destructured body() as well', async () => {
+    const { app, used } = reserveApp(requestRules);
+    app.post('/chat', ({ body, get }) => {
+      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+      void (async () => {
+        const writer = writable.getWriter();
+        await writer.write(new TextEncoder().encode('tokens'));
+        get('quota').record('llm_tokens', 64);
+        await writer.close();
+      })();
+      return body(readable);
+    });
+    const response = await app.request('/chat', { method: 'POST' });
+    expect(await response.text()).toBe('tokens');
+    await vi.waitFor(async () => expect(await used('llm_tokens')).toBe(64));
+  });
+
   it('counts what a streamed answer records in consume mode too', async () => {
     const engine = createQuotaEngine({ defaults: requestRules });
     const app = new Hono<{ Variables: QuotaVariables }>();
