@@ -32,8 +32,10 @@ export type QuotaOptions = QuotaMiddlewareOptions<Context, HonoOnExceeded>;
  * In reserve mode the reservation is settled once the handler has answered: committed with
  * what it recorded, or released whole when it threw (`c.error`), answered 5xx, or the client
  * went away (the request's `signal` aborted). A body streamed with Hono's helpers (`stream`,
- * `streamText`, `streamSSE`) settles when it ends instead, so that what the handler records
- * while streaming counts; a client that cancels the stream releases the reservation.
+ * `streamText`, `streamSSE`) or `c.body(stream)` settles when it ends instead, so that what the
+ * handler records while streaming counts; a client that cancels the stream releases the
+ * reservation. In consume mode what the handler records counts when it is recorded before the
+ * handler returns.
  *
  * @throws QuotaConfigError for a bad option, at once.
  * @example
@@ -60,7 +62,10 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
           : c.json(refusal.body, refusal.status);
       return withHeaders(response, admission);
     }
-    const streamed = handle.mode === 'skip' ? undefined : watchStreamedBody(c);
+    // Reserve mode only: the watch costs two closures per request, which over HTTP measured
+    // far more than their size (garbage that outlives young collections). A consume-mode
+    // handler records before it returns.
+    const streamed = handle.mode === 'reserve' ? watchStreamedBody(c) : undefined;
     await next();
     // Written once the handler has answered, onto whatever it answered with: headers set on the
     // context beforehand are lost when a handler returns a Response of its own.
