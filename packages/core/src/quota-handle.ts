@@ -55,6 +55,8 @@ export class QuotaHandle {
   readonly #onError: (error: unknown) => void;
   #recorded: Record<string, number> | undefined;
   #settled = false;
+  /** Consume mode, once the response has gone out: each record is recorded at once. */
+  #atOnce = false;
   #watch: (() => void) | undefined;
 
   constructor(init: HandleInit | undefined) {
@@ -100,6 +102,12 @@ export class QuotaHandle {
       );
     }
     if (this.#engine === undefined) return;
+    if (this.#atOnce) {
+      this.#engine
+        .recordUsage({ ...this.subject, resource, amount })
+        .then(undefined, this.#onError);
+      return;
+    }
     if (this.#settled) {
       this.#onError(
         new QuotaValidationError(
@@ -115,6 +123,17 @@ export class QuotaHandle {
       this.#watch = undefined;
       watch();
     }
+  }
+
+  /**
+   * For adapters that cannot see a streamed response end (Hono in consume mode): the response
+   * has gone out and has not failed, so from now on each amount the handler records (while its
+   * body streams, say) is recorded at once, rather than held for a settlement that will not
+   * come. Call it after {@link settle}, if any. Does nothing in reserve mode or for a skipped
+   * request.
+   */
+  recordAtOnce(): void {
+    if (this.#engine !== undefined && this.reservation === undefined) this.#atOnce = true;
   }
 
   /**

@@ -34,8 +34,8 @@ export type QuotaOptions = QuotaMiddlewareOptions<Context, HonoOnExceeded>;
  * went away (the request's `signal` aborted). A body streamed with Hono's helpers (`stream`,
  * `streamText`, `streamSSE`) or `c.body(stream)` settles when it ends instead, so that what the
  * handler records while streaming counts; a client that cancels the stream releases the
- * reservation. In consume mode what the handler records counts when it is recorded before the
- * handler returns.
+ * reservation. In consume mode what the handler records after it returned (while its body
+ * streams) is recorded at once, unless it answered 5xx or threw.
  *
  * @throws QuotaConfigError for a bad option, at once.
  * @example
@@ -63,8 +63,8 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
       return withHeaders(response, admission);
     }
     // Reserve mode only: the watch costs two closures per request, which over HTTP measured
-    // far more than their size (garbage that outlives young collections). A consume-mode
-    // handler records before it returns.
+    // far more than their size (garbage that outlives young collections). In consume mode
+    // what the handler records after it returned is recorded at once instead.
     const streamed = handle.mode === 'reserve' ? watchStreamedBody(c) : undefined;
     await next();
     // Written once the handler has answered, onto whatever it answered with: headers set on the
@@ -80,7 +80,13 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
       }
     }
     const stream = streamed?.stream;
-    if (stream === undefined && !handle.pending) return;
+    if (stream === undefined && !handle.pending) {
+      // A consume-mode handler may still record while its body streams: at once, from now on.
+      if (handle.mode === 'consume' && c.error === undefined && c.res.status < 500) {
+        handle.recordAtOnce();
+      }
+      return;
+    }
     // Read only now: under @hono/node-server the request's `signal` is made on first use, which
     // costs more than the rest of the middleware.
     const succeeded = c.error === undefined && c.res.status < 500 && !c.req.raw.signal.aborted;
@@ -93,6 +99,7 @@ export function quota(options: QuotaOptions): MiddlewareHandler<{ Variables: Quo
     // Awaited, so that the caller's next request already sees the commit, and so that
     // runtimes that stop work once the response is out (Workers) do not cut it short.
     if (handle.pending) await handle.settle(succeeded);
+    if (succeeded) handle.recordAtOnce();
   };
 }
 

@@ -285,6 +285,29 @@ describe('quota() in reserve mode', () => {
     expect(await used('llm_requests')).toBe(0);
   });
 
+  it('counts what a consume-mode handler records while its answer streams', async () => {
+    const engine = createQuotaEngine({ defaults: requestRules });
+    const app = new Hono<{ Variables: QuotaVariables }>();
+    app.use(quota({ engine, identify: () => ({ userId: 'u2' }), amounts: { llm_requests: 1 } }));
+    app.get('/stream', (c) => {
+      c.get('quota').record('llm_tokens', 10);
+      return stream(c, async (body) => {
+        await body.write('tokens');
+        c.get('quota').record('llm_tokens', 54);
+      });
+    });
+    app.get('/failed', (c) => {
+      setTimeout(() => c.get('quota').record('llm_tokens', 1_000), 1);
+      return c.json({ error: 'upstream' }, 502);
+    });
+    const tokens = async () => (await engine.getQuotaStatus('llm_tokens', { userId: 'u2' })).used;
+    expect(await (await app.request('/stream')).text()).toBe('tokens');
+    await vi.waitFor(async () => expect(await tokens()).toBe(64));
+    expect((await app.request('/failed')).status).toBe(502);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await tokens()).toBe(64);
+  });
+
   it('settles a stream answered through a destructured body() as well', async () => {
     const { app, used } = reserveApp(requestRules);
     app.post('/chat', ({ body, get }) => {
