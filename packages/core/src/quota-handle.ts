@@ -30,8 +30,9 @@ const NO_RESULTS: Readonly<Record<string, QuotaCheckResult>> = Object.freeze({})
  *   not recorded is committed at its reserved amount) when the response finishes, and
  *   released whole when it fails;
  * - `mode: 'consume'`: the amounts were taken up front and stay taken; recorded amounts are
- *   recorded on top when the response finishes (or, where the adapter cannot see a streamed
- *   response end, at once once it has answered: {@link recordAtOnce}).
+ *   recorded on top when the response finishes (where the adapter cannot see a streamed
+ *   response end, each amount recorded after the handler answered counts straight away:
+ *   {@link recordAtOnce}).
  *
  * @example
  * app.post('/chat', quota({ engine, mode: 'reserve', amounts: { llm_tokens: 4000 } }), async (req, res) => {
