@@ -28,7 +28,7 @@ export {
   quotaExceededErrorAs,
 } from './errors.js';
 export type { QuotaEngineEvents, ThresholdEvent, ThresholdListener } from './events.js';
-export { rejectUnknownOptions } from './known-options.js';
+export { optionKeys, rejectUnknownOptions } from './known-options.js';
 export { MemoryLedger, type MemoryLedgerOptions } from './memory-ledger.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export {

@@ -1,6 +1,20 @@
 import { QuotaConfigError } from './errors.js';
 
 /**
+ * The option names of an options type, as the set {@link rejectUnknownOptions} takes. Listed as
+ * an object with every option of `T` and nothing else, so that an option added to the type and
+ * not here (or the other way round) fails the typecheck.
+ *
+ * @example
+ * const KNOWN = optionKeys<MemoryLedgerOptions>({ maxEvents: true });
+ */
+export function optionKeys<T extends object>(
+  names: { readonly [K in keyof Required<T>]: true },
+): ReadonlySet<string> {
+  return new Set(Object.keys(names));
+}
+
+/**
  * Refuses an options object with a key its owner does not take, so that a misspelt option
  * (`timeout` for `timeoutMs`) fails at construction instead of leaving the default silently in
  * place. For the packages built on core (stores, wrappers), whose options are checked by hand

@@ -1,5 +1,5 @@
 import { QuotaConfigError } from './errors.js';
-import { rejectUnknownOptions } from './known-options.js';
+import { optionKeys, rejectUnknownOptions } from './known-options.js';
 import type { UsageDetails } from './ledger-writer.js';
 import type { Subject } from './subject.js';
 import type { UsageEvent, UsageLedger, UsageQuery } from './usage-ledger.js';
@@ -13,7 +13,7 @@ export interface MemoryLedgerOptions {
   maxEvents?: number;
 }
 
-const MEMORY_LEDGER_OPTIONS: ReadonlySet<string> = new Set(['maxEvents']);
+const MEMORY_LEDGER_OPTIONS = optionKeys<MemoryLedgerOptions>({ maxEvents: true });
 
 /** Numbers per event in the numbers row: time, amount, sequence (0 for an event with an id). */
 const NUMBERS = 3;

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { QuotaConfigError } from './errors.js';
 import { ExpiryQueue, type QueuedItem } from './expiry-queue.js';
-import { rejectUnknownOptions } from './known-options.js';
+import { optionKeys, rejectUnknownOptions } from './known-options.js';
 import { fitsWithin } from './statuses.js';
 import type {
   OverrideFilter,
@@ -35,11 +35,11 @@ export interface MemoryStoreOptions {
   maxClaims?: number;
 }
 
-const MEMORY_STORE_OPTIONS: ReadonlySet<string> = new Set([
-  'maxCounters',
-  'maxIdempotencyKeys',
-  'maxClaims',
-]);
+const MEMORY_STORE_OPTIONS = optionKeys<MemoryStoreOptions>({
+  maxCounters: true,
+  maxIdempotencyKeys: true,
+  maxClaims: true,
+});
 
 const unitSize = () => 1;
 

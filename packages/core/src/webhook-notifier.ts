@@ -8,7 +8,7 @@
 
 import { QuotaConfigError } from './errors.js';
 import type { ThresholdEvent, ThresholdListener } from './events.js';
-import { rejectUnknownOptions } from './known-options.js';
+import { optionKeys, rejectUnknownOptions } from './known-options.js';
 
 /** Options of {@link webhookNotifier}. Validated once, at construction. */
 export interface WebhookNotifierOptions {
@@ -562,17 +562,17 @@ function describe(error: unknown): string {
   return error.message + cause;
 }
 
-const WEBHOOK_OPTIONS: ReadonlySet<string> = new Set([
-  'url',
-  'secret',
-  'timeoutMs',
-  'retries',
-  'backoffMs',
-  'maxQueue',
-  'headers',
-  'fetch',
-  'onError',
-]);
+const WEBHOOK_OPTIONS = optionKeys<WebhookNotifierOptions>({
+  url: true,
+  secret: true,
+  timeoutMs: true,
+  retries: true,
+  backoffMs: true,
+  maxQueue: true,
+  headers: true,
+  fetch: true,
+  onError: true,
+});
 
 function resolveOptions(options: WebhookNotifierOptions): WebhookConfig {
   if (typeof options !== 'object' || options === null) {

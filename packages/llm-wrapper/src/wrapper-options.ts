@@ -1,6 +1,7 @@
 import {
   definePriceTable,
   type ModelPrice,
+  optionKeys,
   type PriceTable,
   QuotaConfigError,
   type QuotaEngine,
@@ -113,20 +114,20 @@ export interface ResolvedWrapperOptions {
   readonly onError: (error: unknown) => void;
 }
 
-const WRAPPER_OPTIONS: ReadonlySet<string> = new Set([
-  'engine',
-  'subject',
-  'onExceeded',
-  'minOutputTokens',
-  'defaultMaxOutputTokens',
-  'countFailedRequests',
-  'enforceDuringStream',
-  'prices',
-  'estimator',
-  'reservationTtlMs',
-  'telemetry',
-  'onError',
-]);
+const WRAPPER_OPTIONS = optionKeys<QuotaWrapperOptions>({
+  engine: true,
+  subject: true,
+  onExceeded: true,
+  minOutputTokens: true,
+  defaultMaxOutputTokens: true,
+  countFailedRequests: true,
+  enforceDuringStream: true,
+  prices: true,
+  estimator: true,
+  reservationTtlMs: true,
+  telemetry: true,
+  onError: true,
+});
 
 const RESOLVED = Symbol.for('quotakit.llm-wrapper.resolved-options');
 

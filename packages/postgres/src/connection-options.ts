@@ -42,26 +42,24 @@ export interface ResolvedConnectionOptions {
   readonly preparedStatements: boolean;
 }
 
-const CONNECTION_OPTIONS = ['pool', 'schema', 'timeoutMs', 'preparedStatements'] as const;
-
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /**
  * Validates the shared options once, at construction.
  *
  * @param owner the class being built, for the messages.
- * @param ownOptions the options the owner takes beside these.
+ * @param known every option the owner takes, these included.
  * @throws QuotaConfigError naming the bad option and the reason.
  */
 export function resolveConnectionOptions(
   options: PostgresConnectionOptions,
   owner: string,
-  ownOptions: readonly string[],
+  known: ReadonlySet<string>,
 ): ResolvedConnectionOptions {
   if (typeof options !== 'object' || options === null) {
     throw new QuotaConfigError('', `${owner} expects an options object with a pool`);
   }
-  rejectUnknownOptions(options, new Set([...CONNECTION_OPTIONS, ...ownOptions]), owner);
+  rejectUnknownOptions(options, known, owner);
   const { pool } = options;
   if (
     typeof pool !== 'object' ||

@@ -1,4 +1,5 @@
 import {
+  optionKeys,
   QuotaConfigError,
   QuotaValidationError,
   type UsageEvent,
@@ -21,6 +22,14 @@ export interface PostgresLedgerOptions extends PostgresConnectionOptions {
    */
   pageSize?: number;
 }
+
+const LEDGER_OPTIONS = optionKeys<PostgresLedgerOptions>({
+  pool: true,
+  schema: true,
+  timeoutMs: true,
+  preparedStatements: true,
+  pageSize: true,
+});
 
 /**
  * The usage ledger in PostgreSQL: every recorded amount as a row of `usage_events`, kept for
@@ -60,7 +69,7 @@ export class PostgresLedger implements UsageLedger {
     const { pool, schema, timeoutMs, preparedStatements } = resolveConnectionOptions(
       options,
       'PostgresLedger',
-      ['pageSize'],
+      LEDGER_OPTIONS,
     );
     const pageSize = options.pageSize ?? 1_000;
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) {

@@ -1,4 +1,4 @@
-import { QuotaConfigError, rejectUnknownOptions } from '@quotakit/core';
+import { optionKeys, QuotaConfigError, rejectUnknownOptions } from '@quotakit/core';
 import {
   type PostgresConnectionOptions,
   type ResolvedConnectionOptions,
@@ -51,7 +51,19 @@ export interface ResolvedPostgresStoreOptions extends ResolvedConnectionOptions 
   readonly overrideHintMs: number;
 }
 
-const CLEANUP_OPTIONS: ReadonlySet<string> = new Set(['everyOperations', 'batchSize', 'graceMs']);
+const STORE_OPTIONS = optionKeys<PostgresStoreOptions>({
+  pool: true,
+  schema: true,
+  timeoutMs: true,
+  preparedStatements: true,
+  cleanup: true,
+  overrideHintMs: true,
+});
+const CLEANUP_OPTIONS = optionKeys<PostgresCleanupOptions>({
+  everyOperations: true,
+  batchSize: true,
+  graceMs: true,
+});
 
 /**
  * Validates PostgresStore options once, at construction.
@@ -61,10 +73,7 @@ const CLEANUP_OPTIONS: ReadonlySet<string> = new Set(['everyOperations', 'batchS
 export function resolvePostgresStoreOptions(
   options: PostgresStoreOptions,
 ): ResolvedPostgresStoreOptions {
-  const connection = resolveConnectionOptions(options, 'PostgresStore', [
-    'cleanup',
-    'overrideHintMs',
-  ]);
+  const connection = resolveConnectionOptions(options, 'PostgresStore', STORE_OPTIONS);
   const cleanup = options.cleanup ?? {};
   if (cleanup !== false && (typeof cleanup !== 'object' || cleanup === null)) {
     throw new QuotaConfigError('cleanup', 'must be an object or false');

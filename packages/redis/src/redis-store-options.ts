@@ -1,5 +1,6 @@
 import {
   isQuotaStore,
+  optionKeys,
   QuotaConfigError,
   type QuotaStore,
   rejectUnknownOptions,
@@ -77,15 +78,15 @@ export interface ResolvedRedisStoreOptions {
   readonly writeBatchSize: number;
 }
 
-const REDIS_STORE_OPTIONS: ReadonlySet<string> = new Set([
-  'client',
-  'prefix',
-  'timeoutMs',
-  'insurance',
-  'shardBy',
-  'overrideHintMs',
-  'writeBatchSize',
-]);
+const REDIS_STORE_OPTIONS = optionKeys<RedisStoreOptions>({
+  client: true,
+  prefix: true,
+  timeoutMs: true,
+  insurance: true,
+  shardBy: true,
+  overrideHintMs: true,
+  writeBatchSize: true,
+});
 
 const PREFIX_PATTERN = /^[^{}|]{1,64}$/;
 
