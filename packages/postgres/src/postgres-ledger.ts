@@ -9,7 +9,7 @@ import {
 import { type PostgresConnectionOptions, resolveConnectionOptions } from './connection-options.js';
 import { type MigrationResult, migrate, quoteIdentifier } from './migrations.js';
 import type { PgPool } from './pg-pool.js';
-import { QueryRunner, type Statement } from './query-runner.js';
+import { QueryRunner, type Statement, schemaStatement } from './query-runner.js';
 import { usageConditions } from './usage-filter.js';
 import { reportStatement, type UsageReportQuery, type UsageReportRow } from './usage-report.js';
 import { toUsageEvent, USAGE_COLUMNS, type UsageRow, usagePayload } from './usage-rows.js';
@@ -80,10 +80,12 @@ export class PostgresLedger implements UsageLedger {
     this.#runner = new QueryRunner(pool, timeoutMs);
     this.#pageSize = pageSize;
     this.#table = `${quoteIdentifier(schema)}.usage_events`;
-    const appendText = `SELECT ${quoteIdentifier(schema)}.append_usage($1::json) AS written`;
-    this.#append = preparedStatements
-      ? { name: `quotakit:${schema}:append_usage`, text: appendText }
-      : { text: appendText };
+    this.#append = schemaStatement(
+      schema,
+      'append_usage',
+      `SELECT ${quoteIdentifier(schema)}.append_usage($1::json) AS written`,
+      preparedStatements,
+    );
   }
 
   /**

@@ -24,7 +24,7 @@ import {
   type PostgresStoreOptions,
   resolvePostgresStoreOptions,
 } from './postgres-store-options.js';
-import { QueryRunner, type Statement } from './query-runner.js';
+import { QueryRunner, type Statement, schemaStatement } from './query-runner.js';
 import { decodeText, encodeText } from './text-encoding.js';
 import { usagePayload } from './usage-rows.js';
 
@@ -403,14 +403,11 @@ function guardPool(pool: PgPool): void {
   pool.on('error', () => {});
 }
 
-/**
- * The statements of a store on `schema`: prepared once per connection (named), or, with
- * `prepared` false, unnamed (parsed on every call, as poolers in transaction mode need).
- */
+/** The statements of a store on `schema` (see {@link schemaStatement}). */
 function statements(schema: string, prepared: boolean) {
   const s = quoteIdentifier(schema);
   const named = (name: string, text: string): Statement =>
-    prepared ? { name: `quotakit:${schema}:${name}`, text } : { text };
+    schemaStatement(schema, name, text, prepared);
   return {
     read: named('read', `SELECT ${s}.read_values($1::float8, $2::text[]) AS v`),
     consume: named(

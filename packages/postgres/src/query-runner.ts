@@ -8,6 +8,20 @@ export interface Statement {
   readonly text: string;
 }
 
+/**
+ * A statement of a schema's: prepared once per connection under the name
+ * `quotakit:<schema>:<name>` when `prepared`, else unnamed (parsed on every call, as poolers in
+ * transaction mode need).
+ */
+export function schemaStatement(
+  schema: string,
+  name: string,
+  text: string,
+  prepared: boolean,
+): Statement {
+  return prepared ? { name: `quotakit:${schema}:${name}`, text } : { text };
+}
+
 /** SQLSTATEs that mean the schema is missing or older than this package. */
 const MISSING_SCHEMA = new Set(['3F000', '42P01', '42883']);
 const LOCK_NOT_AVAILABLE = '55P03';
