@@ -130,6 +130,12 @@ const SCRIPT = `
     });
   }
 
+  // The status route beside this page, also when the page was reached as '/dashboard/'
+  // (where a relative 'status' would be '/dashboard/status').
+  var STATUS_PATH = location.pathname.slice(-11) === '/dashboard/'
+    ? location.pathname.slice(0, -11) + '/status'
+    : 'status';
+
   function load() {
     var params = new URLSearchParams();
     FIELDS.forEach(function (field) {
@@ -138,7 +144,7 @@ const SCRIPT = `
     });
     history.replaceState(null, '', '?' + params.toString());
     var headers = token ? { Authorization: 'Bearer ' + token } : {};
-    return fetch('status?' + params.toString(), { headers: headers, cache: 'no-store' })
+    return fetch(STATUS_PATH + '?' + params.toString(), { headers: headers, cache: 'no-store' })
       .then(function (response) {
         return response.json().then(function (body) {
           if (response.status === 401 || response.status === 403) {

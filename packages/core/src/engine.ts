@@ -277,7 +277,8 @@ export class QuotaEngine {
         this.#ledger.add(now, resource, amount, subject, details);
       }
       if (traced) this.#telemetry!.end(traced, [result], recorded);
-      if (this.#notifier.active) this.#notifier.observe([result], subject, now);
+      // A duplicate key (or a failed store) recorded nothing: nothing crossed.
+      if (recorded && this.#notifier.active) this.#notifier.observe([result], subject, now);
       return result;
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
@@ -895,7 +896,7 @@ export class QuotaEngine {
   /** Telemetry and threshold notifications for an admitting operation. */
   #observe(
     traced: OperationTrace | undefined,
-    decision: QuotaDecision,
+    decision: Decision,
     subject: Subject,
     now: number,
   ): void {
@@ -909,7 +910,10 @@ export class QuotaEngine {
       const unknown = results.length > 0 && results[0]!.status === 'unknown';
       this.#telemetry!.end(traced, results, decision.allowed && !unknown);
     }
-    if (this.#notifier.active) this.#notifier.observe(results, subject, now);
+    // A refused request moved no usage: only the rules that refused it are news (exceeded).
+    if (this.#notifier.active) {
+      this.#notifier.observe(results, subject, now, !decision.recorded);
+    }
   }
 
   /** {@link #read} against an in-process store: no promise on the hot path. */

@@ -1,3 +1,4 @@
+import { resourceKind } from './resource-types.js';
 import type { QuotaCheckResult } from './results.js';
 
 /** The JSON body of a refused HTTP request. */
@@ -19,23 +20,45 @@ export interface QuotaRefusal {
   /** 429 for a limit, 503 for a store that did not answer (failure mode closed), 400 for bad input. */
   status: 400 | 429 | 503;
   body: QuotaRefusalBody;
-  /** Milliseconds until a retry may pass, when waiting can help at all (`Retry-After`). */
+  /**
+   * Milliseconds a client should wait before it tries again, sent as `Retry-After`: set on
+   * every 429 (see {@link quotaRefusal} for what it is when waiting cannot lift the refusal),
+   * undefined for a 400 or a 503.
+   */
   retryAfterMs: number | undefined;
   /** Every result of the refused request, by resource (empty for a 400). */
   results: Readonly<Record<string, QuotaCheckResult>>;
 }
 
 /**
- * The refusal of a request the engine (or the middleware's `failureMode`) did not admit.
- * The binding result is the refusing resource that frees up last; a refusal that waiting
- * cannot lift (a `per_request` cap, a `total` limit) has no `retryAfterMs`, and then no
- * `Retry-After` goes out. When no limit refused and the store did not answer, it is a 503.
+ * How long a client should wait when no rule can say when it frees up and it has no window:
+ * a gauge at its level (a release can free it at any moment) is worth asking again soon...
  */
-export function quotaRefusal(results: Readonly<Record<string, QuotaCheckResult>>): QuotaRefusal {
+const GAUGE_RETRY_MS = 1_000;
+/** ...a `per_request` cap or a spent `total` budget never frees up by waiting: not too often. */
+const NEVER_RETRY_MS = 60_000;
+
+/**
+ * The refusal of a request the engine (or the middleware's `failureMode`) did not admit.
+ * The binding result is the refusing resource that frees up last. When no limit refused and
+ * the store did not answer, it is a 503.
+ *
+ * A 429 always says when to retry (`Retry-After`): the time until every refusing rule admits
+ * the request again, when waiting can do that; when it cannot (limit 0, an amount above the
+ * limit itself, a `per_request` cap, a spent `total` budget), the time until the refusing
+ * rule's window ends, and without a window 1 second for a gauge (`concurrent_tasks`,
+ * `memory_usage`, `storage_space`: a release can free it at any moment) and 60 seconds
+ * otherwise.
+ *
+ * @param nowMs - the current time by the engine's clock (default `Date.now()`).
+ */
+export function quotaRefusal(
+  results: Readonly<Record<string, QuotaCheckResult>>,
+  nowMs: number = Date.now(),
+): QuotaRefusal {
   let binding: QuotaCheckResult | undefined;
   let unknown: QuotaCheckResult | undefined;
-  let retryAfterMs: number | undefined;
-  let retryHelps = true;
+  let retryAfterMs = 0;
   for (const resource in results) {
     const result = results[resource]!;
     if (result.status === 'unknown') {
@@ -44,8 +67,7 @@ export function quotaRefusal(results: Readonly<Record<string, QuotaCheckResult>>
     }
     if (result.allowed) continue;
     const wait = result.retryAfterMs;
-    if (wait === undefined) retryHelps = false;
-    else if (retryAfterMs === undefined || wait > retryAfterMs) retryAfterMs = wait;
+    retryAfterMs = Math.max(retryAfterMs, wait ?? waitWhenWaitingCannotHelp(result, nowMs));
     if (
       binding === undefined ||
       (binding.retryAfterMs !== undefined && (wait ?? Infinity) > binding.retryAfterMs)
@@ -65,9 +87,23 @@ export function quotaRefusal(results: Readonly<Record<string, QuotaCheckResult>>
   return {
     status: 429,
     body: { error: 'quota_exceeded', message: binding.message, quota: binding },
-    retryAfterMs: retryHelps ? retryAfterMs : undefined,
+    retryAfterMs,
     results,
   };
+}
+
+/**
+ * The wait to advertise for a refused result that carries no `retryAfterMs`: until the last
+ * window of its refusing rules ends, else {@link GAUGE_RETRY_MS} or {@link NEVER_RETRY_MS}.
+ */
+function waitWhenWaitingCannotHelp(result: QuotaCheckResult, nowMs: number): number {
+  let windowEnd: number | undefined;
+  for (const rule of result.rules) {
+    if (rule.allowed || rule.mode !== 'enforce' || rule.resetAt === null) continue;
+    windowEnd = Math.max(windowEnd ?? 0, rule.resetAt.getTime());
+  }
+  if (windowEnd !== undefined) return Math.max(1, windowEnd - nowMs);
+  return resourceKind(result.resource) === 'gauge' ? GAUGE_RETRY_MS : NEVER_RETRY_MS;
 }
 
 /** A 400 for a request whose amounts are not numbers (nothing was counted). */

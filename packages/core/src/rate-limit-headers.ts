@@ -57,9 +57,14 @@ export function secondsUntil(resetAt: Date, nowMs: number): number {
  *   enforced rule of every resource, appended:
  *   `RateLimit-Policy: "llm_tokens-per_day"; q=1000000; w=86400` and
  *   `RateLimit: "llm_tokens-per_day"; r=150000; t=3600`. Shadow rules never refuse and are not
- *   advertised. `w` and `t` are left out for `per_request` and `total` rules (no window); a
- *   rule the store could not read has its policy item but no `RateLimit` item. `q` and `r`
- *   are Integers in the draft, so fractional limits are rounded down.
+ *   advertised. `t` is the seconds until the window ends, or, for a rule that refuses, until
+ *   it would admit the request again (as `Retry-After`; later than the window's end for a
+ *   sliding rule). `w` and `t` are left out for `per_request` and `total` rules (no window);
+ *   a rule the store could not read has its policy item but no `RateLimit` item. `q` and `r`
+ *   are Integers in the draft, so fractional limits are rounded down. Each item names one
+ *   policy: a rule whose name another rule of the response already has (a user and a tenant
+ *   rule of one resource and period share their default name) gets its scope appended,
+ *   `"llm_tokens-per_day-tenant"`, then a number if need be.
  * - legacy, of the binding rule of the most constrained resource, replaced:
  *   `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds, as
  *   express-rate-limit sends it).
@@ -85,6 +90,9 @@ export function writeQuotaHeaders(
   let limits = '';
   let statuses = '';
   let binding: QuotaCheckResult | undefined;
+  // Policy names of this response: each must name one policy (draft-08), and two rules of one
+  // resource and period in different scopes share their default name.
+  let names: string[] | undefined;
   for (const resource in results) {
     const result = results[resource]!;
     const status = worstStatus(result);
@@ -102,11 +110,23 @@ export function writeQuotaHeaders(
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       if (rule.mode !== 'enforce') continue;
-      const item = policyItem(rule);
+      let name = rule.name;
+      if (names === undefined) names = [name];
+      else {
+        if (names.includes(name)) name = distinctName(rule, names);
+        names.push(name);
+      }
+      const item = policyItem(rule, name);
       policy = policy === '' ? item.text : `${policy}, ${item.text}`;
       if (rule.remaining === null) continue;
       limits += `${limits === '' ? '' : ', '}${item.quotedName}; r=${Math.floor(rule.remaining)}`;
-      if (rule.resetAt !== null) limits += `; t=${secondsUntil(rule.resetAt, nowMs)}`;
+      // A refusing rule resets, for this request, when it would admit it again: for a sliding
+      // window that is later than the window's end, and `t` must agree with `Retry-After`.
+      if (!rule.allowed && rule.retryAfterMs !== undefined) {
+        limits += `; t=${retryAfterSeconds(rule.retryAfterMs)}`;
+      } else if (rule.resetAt !== null) {
+        limits += `; t=${secondsUntil(rule.resetAt, nowMs)}`;
+      }
     }
   }
   if (policy !== '') target.append('RateLimit-Policy', policy);
@@ -150,17 +170,30 @@ const policyItems = new Map<string, PolicyItem>();
  * carries it, and a string built fresh each time costs more to format and for the runtime to
  * validate than the lookup.
  */
-function policyItem(rule: RuleEvaluation): PolicyItem {
+function policyItem(rule: RuleEvaluation, name: string): PolicyItem {
   const w = windowSeconds(rule.period, rule.resetAt);
-  const known = policyItems.get(rule.name);
+  const known = policyItems.get(name);
   if (known !== undefined && known.limit === rule.limit && known.windowSeconds === w) return known;
   if (policyItems.size >= MAX_POLICY_ITEMS) policyItems.clear();
-  const quotedName = `"${rule.name}"`;
+  const quotedName = `"${name}"`;
   let text = `${quotedName}; q=${Math.floor(rule.limit)}`;
   if (w !== undefined) text += `; w=${w}`;
   const item: PolicyItem = { limit: rule.limit, windowSeconds: w, quotedName, text };
-  policyItems.set(rule.name, item);
+  policyItems.set(name, item);
   return item;
+}
+
+/**
+ * A name for `rule` that none of `taken` has: its name with its scope then
+ * a number. Rules come in the same order on every response, so a rule keeps its name.
+ */
+function distinctName(rule: RuleEvaluation, taken: readonly string[]): string {
+  const scoped = `${rule.name}-${rule.scope}`;
+  if (!taken.includes(scoped)) return scoped;
+  for (let n = 2; ; n++) {
+    const numbered = `${scoped}-${n}`;
+    if (!taken.includes(numbered)) return numbered;
+  }
 }
 
 /**
@@ -168,7 +201,11 @@ function policyItem(rule: RuleEvaluation): PolicyItem {
  * client waiting that long finds the window reset.
  */
 export function writeRetryAfter(target: HeaderTarget, retryAfterMs: number): void {
-  target.set('Retry-After', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  target.set('Retry-After', String(retryAfterSeconds(retryAfterMs)));
+}
+
+function retryAfterSeconds(retryAfterMs: number): number {
+  return Math.max(1, Math.ceil(retryAfterMs / 1000));
 }
 
 function writeLegacyHeaders(target: HeaderTarget, result: QuotaCheckResult): void {

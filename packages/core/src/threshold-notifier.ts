@@ -46,11 +46,26 @@ export class ThresholdNotifier {
     this.#listeners.delete(listener);
   }
 
-  /** Looks for crossings in `results`; never throws, never delays the caller. */
-  observe(results: Iterable<QuotaCheckResult>, subject: Subject, now: number): void {
+  /**
+   * Looks for crossings in `results`; never throws, never delays the caller. With
+   * `refusalsOnly` (a refused request: no usage moved), only the rules that refused it are
+   * notified, as `exceeded`; the other rules' statuses judge usage the request would have
+   * brought, and notifying them would use up their one event of the window before usage
+   * really gets there.
+   */
+  observe(
+    results: Iterable<QuotaCheckResult>,
+    subject: Subject,
+    now: number,
+    refusalsOnly = false,
+  ): void {
     for (const result of results) {
       for (const rule of result.rules) {
-        if (!NOTIFIED.has(rule.status) || rule.used === null) continue;
+        // A per_request cap judges one request and never accumulates: no usage crosses it.
+        if (!NOTIFIED.has(rule.status) || rule.used === null || rule.period === 'per_request') {
+          continue;
+        }
+        if (refusalsOnly && (rule.allowed || rule.mode !== 'enforce')) continue;
         const windowEnd = rule.resetAt === null ? 'total' : rule.resetAt.getTime().toString(36);
         const key = `${result.resource}|${rule.period}|${windowEnd}|${rule.scope}|${rule.subjectId ?? ''}|${rule.status}|${rule.limit}`;
         const seenUntil = this.#seen.get(key);

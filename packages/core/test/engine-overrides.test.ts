@@ -269,6 +269,55 @@ describe('threshold notifications', () => {
     expect(statuses).toEqual(['at_limit', 'exceeded', 'at_limit']);
   });
 
+  // Listeners hear of a crossing after the decision returned, within a turn of the event loop.
+  const delivered = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it('tell of a refusal by the rules that refused, not by what the request would have brought', async () => {
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const engine = createQuotaEngine({
+      clock: clock.now,
+      defaults: {
+        llm_tokens: [
+          { limit: 100, period: 'per_minute' },
+          { limit: 1000, period: 'per_day' },
+        ],
+      },
+    });
+    const seen: string[] = [];
+    engine.on(
+      'threshold',
+      (event) => void seen.push(`${event.period}:${event.status}:${event.used}`),
+    );
+    // 850 would put the day at 85 %, but the minute refuses it: the day has not moved.
+    const refused = await engine.consume({ userId: 'u', amounts: { llm_tokens: 850 } });
+    expect(refused.results.llm_tokens?.rules.map((rule) => rule.status)).toEqual([
+      'exceeded',
+      'approaching_limit',
+    ]);
+    await delivered();
+    expect(seen).toEqual(['per_minute:exceeded:0']);
+    // When usage really gets past 80 % of the day (70 a minute, never 80 % of a minute: 770,
+    // then 840), that is news, and it is told.
+    for (let minute = 1; minute <= 12; minute++) {
+      clock.advance(60_000);
+      await engine.consume({ userId: 'u', amounts: { llm_tokens: 70 } });
+    }
+    await engine.close();
+    expect(seen).toEqual(['per_minute:exceeded:0', 'per_day:approaching_limit:840']);
+  });
+
+  it('never come from a per_request cap: it judges one request, nothing accumulates', async () => {
+    const engine = createQuotaEngine({
+      defaults: { llm_tokens: { limit: 100, period: 'per_request' } },
+    });
+    const seen: string[] = [];
+    engine.on('threshold', (event) => void seen.push(event.status));
+    await engine.consume({ userId: 'u', amounts: { llm_tokens: 90 } }); // 90 % of the cap
+    await engine.consume({ userId: 'u', amounts: { llm_tokens: 200 } }); // refused
+    await engine.close();
+    expect(seen).toEqual([]);
+  });
+
   it('refuses unknown events', () => {
     const engine = createQuotaEngine();
     expect(() => engine.on('crossing' as 'threshold', () => {})).toThrow(QuotaValidationError);

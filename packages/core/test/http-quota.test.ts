@@ -115,6 +115,56 @@ describe('writeQuotaHeaders', () => {
     expect(await policy()).toBe('"llm_tokens-per_month"; q=5000; w=2678400');
   });
 
+  it('gives every policy its own name: a rule whose default name is taken gets its scope', async () => {
+    const engine = createQuotaEngine({
+      clock: () => NOW,
+      defaults: {
+        llm_requests: [
+          { limit: 10, period: 'per_day' },
+          { limit: 100, period: 'per_day', scope: 'tenant' },
+          { limit: 1000, period: 'per_day', scope: 'global' },
+          { limit: 5000, period: 'per_day', scope: 'global', algorithm: 'sliding' },
+        ],
+      },
+    });
+    const decision = await engine.consume({
+      userId: 'u1',
+      tenantId: 't1',
+      amounts: { llm_requests: 1 },
+    });
+    const headers = headersOf(decision, 'draft-8');
+    expect(headers['ratelimit-policy']).toBe(
+      '"llm_requests-per_day"; q=10; w=86400, "llm_requests-per_day-tenant"; q=100; w=86400, ' +
+        '"llm_requests-per_day-global"; q=1000; w=86400, ' +
+        '"llm_requests-per_day-global-2"; q=5000; w=86400',
+    );
+    expect(headers.ratelimit).toBe(
+      '"llm_requests-per_day"; r=9; t=43200, "llm_requests-per_day-tenant"; r=99; t=43200, ' +
+        '"llm_requests-per_day-global"; r=999; t=43200, ' +
+        '"llm_requests-per_day-global-2"; r=4999; t=43200',
+    );
+  });
+
+  it("says in t when a refusing sliding rule admits again, as Retry-After does, not its window's end", async () => {
+    let now = NOW;
+    const engine = createQuotaEngine({
+      clock: () => now,
+      defaults: { llm_requests: { limit: 1, period: 'per_minute', algorithm: 'sliding' } },
+    });
+    await engine.consume({ userId: 'u1', amounts: { llm_requests: 1 } });
+    now += 35_000;
+    const refused = await engine.consume({ userId: 'u1', amounts: { llm_requests: 1 } });
+    expect(refused.allowed).toBe(false);
+    // 25 s to the end of this minute, and then the weighted previous minute still counts
+    // 1 * (60 - t) / 60 until it is under what is left: a full minute more.
+    expect(refused.results.llm_requests?.retryAfterMs).toBe(85_000);
+    expect(headersOf(refused, 'draft-8').ratelimit).toBe('"llm_requests-per_minute"; r=0; t=85');
+    const refusal = quotaRefusal(refused.results, now);
+    const headers = new Headers();
+    writeRetryAfter(headers, refusal.retryAfterMs!);
+    expect(headers.get('retry-after')).toBe('85');
+  });
+
   it('measures months by their days', () => {
     expect(windowSeconds('per_month', new Date('2026-03-01T00:00:00Z'))).toBe(28 * 86_400);
     // Midnight of April 1 in Moscow: the window was March.
@@ -132,13 +182,12 @@ describe('writeQuotaHeaders', () => {
 });
 
 describe('quotaRefusal', () => {
-  it('binds to the refusal that frees up last, and leaves Retry-After out when waiting cannot help', async () => {
+  it('binds to the refusal that frees up last, and waits for all of them', async () => {
     const engine = createQuotaEngine({
       clock: () => NOW,
       defaults: {
         llm_requests: { limit: 1, period: 'per_minute' },
         llm_tokens: { limit: 100, period: 'per_hour' },
-        cost_usd: { limit: 1, period: 'per_request' },
       },
     });
     await engine.consume({ userId: 'u1', amounts: { llm_requests: 1, llm_tokens: 100 } });
@@ -146,13 +195,49 @@ describe('quotaRefusal', () => {
       userId: 'u1',
       amounts: { llm_requests: 1, llm_tokens: 1 },
     });
-    const refusal = quotaRefusal(twoWindows.results);
+    const refusal = quotaRefusal(twoWindows.results, NOW);
     expect(refusal).toMatchObject({ status: 429, retryAfterMs: 3_600_000 });
     expect(refusal.body.quota?.resource).toBe('llm_tokens');
-
-    const tooBig = await engine.consume({ userId: 'u2', amounts: { cost_usd: 2 } });
-    expect(quotaRefusal(tooBig.results)).toMatchObject({ status: 429, retryAfterMs: undefined });
   });
+
+  // DESIGN section 6: every 429 carries Retry-After, also when waiting cannot lift it.
+  it.each([
+    [
+      'limit 0: until its window ends',
+      { llm_tokens: { limit: 0, period: 'per_day' } },
+      1,
+      43_200_000,
+    ],
+    [
+      'more than the limit itself: until its window ends',
+      { llm_tokens: { limit: 10, period: 'per_hour' } },
+      11,
+      3_600_000,
+    ],
+    [
+      'a per_request cap: a minute',
+      { llm_tokens: { limit: 10, period: 'per_request' } },
+      11,
+      60_000,
+    ],
+    ['a spent total budget: a minute', { llm_tokens: { limit: 0, period: 'total' } }, 1, 60_000],
+    [
+      'a gauge at its level: a second',
+      { concurrent_tasks: { limit: 0, period: 'total' } },
+      1,
+      1_000,
+    ],
+  ] as const)(
+    'says when to retry when waiting cannot help: %s',
+    async (_, defaults, amount, wait) => {
+      const engine = createQuotaEngine({ clock: () => NOW, defaults });
+      const resource = Object.keys(defaults)[0]!;
+      const refused = await engine.consume({ userId: 'u1', amounts: { [resource]: amount } });
+      expect(refused.allowed).toBe(false);
+      expect(refused.results[resource]?.retryAfterMs).toBeUndefined();
+      expect(quotaRefusal(refused.results, NOW)).toMatchObject({ status: 429, retryAfterMs: wait });
+    },
+  );
 });
 
 describe('parseRequestAmounts', () => {

@@ -39,7 +39,9 @@ export type QuotaOptions = QuotaMiddlewareOptions<Request, ExpressOnExceeded>;
  *
  * In reserve mode the reservation is committed with what the handler recorded when the
  * response finishes, and released whole when it fails: an error (Express answers 500), any
- * 5xx, or the client closing the connection before the end.
+ * 5xx, or the client closing the connection before the end. An error with a status below 500
+ * looks like a 4xx answer and commits, unless the error handler calls
+ * `req.quota.settle(false)`.
  *
  * @throws QuotaConfigError for a bad option, at once.
  * @example

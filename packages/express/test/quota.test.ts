@@ -112,6 +112,19 @@ describe('quota() decisions and headers', () => {
     expect(refused.headers['quota-status']).toBeUndefined();
   });
 
+  it('sends Retry-After on every 429, also where waiting cannot lift the refusal', async () => {
+    const { app } = setup({}, { defaults: { llm_requests: { limit: 0, period: 'per_day' } } });
+    const refused = await request(app).get('/chat').set('x-user', 'u1').expect(429);
+    // limit 0 blocks the resource: the soonest anything can change is the end of the day.
+    expect(refused.headers['retry-after']).toBe(String(DAY_LEFT_S));
+    const lease = setup(
+      { amounts: { concurrent_tasks: 1 } },
+      { defaults: { concurrent_tasks: { limit: 0, period: 'total' } } },
+    );
+    const busy = await request(lease.app).get('/chat').set('x-user', 'u1').expect(429);
+    expect(busy.headers['retry-after']).toBe('1');
+  });
+
   it('appends to the headers of another quota middleware on the same route', async () => {
     const clock = manualClock(START);
     const engine = createQuotaEngine({ defaults: requestRules, clock: clock.now });
@@ -305,6 +318,21 @@ describe('quota() in reserve mode', () => {
     await request(app).post('/chat').expect(502);
     await vi.waitFor(async () => expect(await used('llm_tokens')).toBe(0));
     expect(await used('llm_requests')).toBe(0);
+  });
+
+  it('releases an error answered below 500 when the error handler settles it as failed', async () => {
+    const { app, used } = reserveApp(async (req) => {
+      req.quota.record('llm_tokens', 300);
+      throw Object.assign(new Error('bad input'), { status: 422 });
+    });
+    // Express hides the error from middleware: the README's error handler says it failed.
+    app.use(((error, req, res, _next) => {
+      void req.quota?.settle(false);
+      res.status(error.status ?? 500).json({ error: error.message });
+    }) as express.ErrorRequestHandler);
+    await request(app).post('/chat').expect(422);
+    await vi.waitFor(async () => expect(await used('llm_requests')).toBe(0));
+    expect(await used('llm_tokens')).toBe(0);
   });
 
   describe('on a real listener', () => {

@@ -108,6 +108,21 @@ describe('quota() decisions and headers', () => {
     }
   });
 
+  it('sends Retry-After on every 429, also where waiting cannot lift the refusal', async () => {
+    const { get } = setup({}, { defaults: { llm_requests: { limit: 0, period: 'per_day' } } });
+    const refused = await get();
+    expect(refused.status).toBe(429);
+    // limit 0 blocks the resource: the soonest anything can change is the end of the day.
+    expect(refused.headers.get('retry-after')).toBe(String(DAY_LEFT_S));
+    const lease = setup(
+      { amounts: { concurrent_tasks: 1 } },
+      { defaults: { concurrent_tasks: { limit: 0, period: 'total' } } },
+    );
+    const busy = await lease.get();
+    expect(busy.status).toBe(429);
+    expect(busy.headers.get('retry-after')).toBe('1');
+  });
+
   it('appends to the headers of another quota middleware on the same route', async () => {
     const engine = createQuotaEngine({ defaults: requestRules });
     const identify = () => ({ userId: 'u1' });
