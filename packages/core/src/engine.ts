@@ -527,6 +527,7 @@ export class QuotaEngine {
    * scope's configured rules for the resource, for that id only.
    *
    * @throws QuotaValidationError for a bad scope, id, resource or rule (nothing is stored).
+   * @throws QuotaConfigError for a rule the store cannot enforce (one that crosses shards).
    * @example
    * await engine.setQuota({ scope: 'user', id: 'u1', resource: 'llm_tokens', limit: 5_000_000, period: 'per_day' });
    */

@@ -169,6 +169,7 @@ export class RuntimeOverrides {
    * Validates and stores an override; this engine sees it at once.
    *
    * @throws QuotaValidationError for a bad scope, id, resource or rule (nothing is stored).
+   * @throws QuotaConfigError for a rule the store cannot enforce (one that crosses shards).
    */
   async set(request: SetQuotaRequest): Promise<StoredOverride> {
     const key = validateKey(request);
@@ -184,9 +185,13 @@ export class RuntimeOverrides {
     try {
       this.#options.store.checkRules?.(resolved);
     } catch (error) {
-      // Also a refusal from another copy of the package (RedisStore's own dependency).
+      // A rule the store cannot enforce (one that crosses shards) is a QuotaConfigError, as at
+      // construction (DESIGN section 5); one from another copy of the package (RedisStore's own
+      // dependency) is made this copy's, so that `instanceof` holds for the caller.
       if (isQuotaError(error) && error.code === 'quota_config') {
-        throw new QuotaValidationError(error.message);
+        if (error instanceof QuotaConfigError) throw error;
+        const { path = '', reason = error.message } = error as Partial<QuotaConfigError>;
+        throw new QuotaConfigError(path, reason);
       }
       throw error;
     }

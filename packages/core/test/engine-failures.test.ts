@@ -270,4 +270,31 @@ describe('a store that cannot enforce some rules', () => {
       }),
     ).resolves.toMatchObject({ id: 't' });
   });
+
+  it('refuses a run-time quota it cannot enforce with a QuotaConfigError, storing nothing', async () => {
+    // Like a store sharded by user: an agent's counter would gather usage from every shard.
+    const shardedByUser: QuotaStore = {
+      ...asyncView(new MemoryStore()),
+      checkRules(rules) {
+        const crossing = rules.find((rule) => rule.scope === 'agent');
+        if (crossing) {
+          throw new QuotaConfigError(
+            `rules.${crossing.resource}`,
+            'an agent rule crosses shards when keys are sharded by user',
+          );
+        }
+      },
+    };
+    const engine = createQuotaEngine({ store: shardedByUser });
+    const crossing = engine.setQuota({
+      scope: 'agent',
+      id: 'a',
+      resource: 'llm_tokens',
+      limit: 5,
+      period: 'per_day',
+    });
+    await expect(crossing).rejects.toBeInstanceOf(QuotaConfigError);
+    await expect(crossing).rejects.toThrow(/an agent rule crosses shards/);
+    expect(await engine.listQuotas({ scope: 'agent', id: 'a' })).toEqual([]);
+  });
 });

@@ -134,6 +134,15 @@ describe('RedisStore.validateRules', () => {
         period: 'per_day',
       }),
     ).rejects.toThrow(/'tenant'/);
+    await expect(
+      engine.setQuota({
+        scope: 'agent',
+        id: 'a',
+        resource: 'llm_tokens',
+        limit: 1,
+        period: 'per_day',
+      }),
+    ).rejects.toBeInstanceOf(QuotaConfigError);
   });
 
   it('accepts every rule without shardBy', () => {
