@@ -5,7 +5,6 @@ import {
   COST_USD,
   type QuotaCheckResult,
   QuotaExceededError,
-  QuotaValidationError,
   quotaMessage,
   type Reservation,
   type Subject,
@@ -14,6 +13,8 @@ import {
 import { type Abandonable, AbandonmentTimer } from './abandonment-timer.js';
 import { CallSpan, type SettledUsage, usageAttributes } from './call-telemetry.js';
 import {
+  checkedSubject,
+  isPromiseLike,
   type QuotaWrapperOptions,
   type ResolvedWrapperOptions,
   resolveWrapperOptions,
@@ -118,7 +119,8 @@ const LLM_TOKENS = 'llm_tokens';
  * (carrying every result and `retryAfterMs`), unless `onExceeded: 'clamp'` can fit a
  * smaller output cap.
  *
- * @throws QuotaExceededError when refused; QuotaValidationError when no subject is set.
+ * @throws QuotaExceededError when refused; QuotaValidationError when no subject is set, or it
+ *   is not an object.
  * @example
  * const budget = await openCallBudget(resolved, { provider: 'openai', operation: 'chat',
  *   model: 'gpt-4o', inputTokens: 120, maxOutputTokens: 500 });
@@ -133,18 +135,30 @@ export function openCallBudget(
   // where nested async functions added a promise hop apiece to every call. Every failure is
   // still a rejection, never a throw.
   let resolved: ResolvedWrapperOptions;
-  let subject: Subject | undefined;
-  let span: CallSpan | undefined;
+  let read: unknown;
   try {
     resolved = resolveWrapperOptions(options);
     // Read before anything is awaited, in the caller's own async context.
-    subject = resolved.subject();
-    if (subject === undefined) {
-      throw new QuotaValidationError(
-        'No quota subject for this call: pass `subject` in the options, or make the call inside ' +
-          'runWithQuotaSubject() from @quotakit/llm-wrapper/node. Use `{}` for global rules only.',
-      );
-    }
+    read = resolved.subject();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (isPromiseLike(read)) {
+    return Promise.resolve(read).then((subject) => budgetFor(resolved, call, subject));
+  }
+  return budgetFor(resolved, call, read);
+}
+
+/** {@link openCallBudget} once the subject is read. */
+function budgetFor(
+  resolved: ResolvedWrapperOptions,
+  call: LlmCall,
+  read: unknown,
+): Promise<CallBudget> {
+  let subject: Subject;
+  let span: CallSpan | undefined;
+  try {
+    subject = checkedSubject(read);
     span = resolved.telemetry ? CallSpan.start(call) : undefined;
   } catch (error) {
     return Promise.reject(error);

@@ -5,6 +5,7 @@ import {
   type PriceTable,
   QuotaConfigError,
   type QuotaEngine,
+  QuotaValidationError,
   rejectUnknownOptions,
   type Subject,
 } from '@quotakit/core';
@@ -26,12 +27,13 @@ export interface QuotaWrapperOptions {
   engine: QuotaEngine;
   /**
    * Who pays: an object, or a function read once per call, when the call is made (so it can
-   * read request-scoped state such as AsyncLocalStorage). When it is absent or the function
-   * returns `undefined`, the subject set by `runWithQuotaSubject` (from
-   * `@quotakit/llm-wrapper/node`) is used; with neither, the call throws a
-   * QuotaValidationError. Pass `{}` to bind only global rules.
+   * read request-scoped state such as AsyncLocalStorage), which may return a promise (a
+   * session looked up asynchronously). When it is absent or the function gives `undefined`,
+   * the subject set by `runWithQuotaSubject` (from `@quotakit/llm-wrapper/node`) is used;
+   * with neither, or when the function gives anything but an object, the call throws a
+   * QuotaValidationError and sends nothing. Pass `{}` to bind only global rules.
    */
-  subject?: Subject | (() => Subject | undefined);
+  subject?: Subject | (() => Subject | undefined | PromiseLike<Subject | undefined>);
   /**
    * What happens when the reservation is refused. `'throw'` (the default) throws a
    * `QuotaExceededError` and sends nothing. `'clamp'` lowers the call's output cap
@@ -100,8 +102,11 @@ export interface QuotaWrapperOptions {
 /** {@link QuotaWrapperOptions} resolved once: every default applied, every value checked. */
 export interface ResolvedWrapperOptions {
   readonly engine: QuotaEngine;
-  /** Reads the subject of one call; undefined when none is set anywhere. */
-  readonly subject: () => Subject | undefined;
+  /**
+   * Reads the subject of one call: undefined when none is set anywhere, a promise when the
+   * option's function returned one. What it gives is not checked yet (see `checkedSubject`).
+   */
+  readonly subject: () => unknown;
   readonly onExceeded: 'throw' | 'clamp';
   readonly minOutputTokens: number;
   readonly defaultMaxOutputTokens: number;
@@ -200,14 +205,59 @@ export function ambientSubject(): Subject | undefined {
   return source === undefined ? undefined : source();
 }
 
-function subjectReader(subject: QuotaWrapperOptions['subject']): () => Subject | undefined {
+function subjectReader(subject: QuotaWrapperOptions['subject']): () => unknown {
   if (subject === undefined) return ambientSubject;
-  if (typeof subject === 'function') return () => subject() ?? ambientSubject();
+  if (typeof subject === 'function') {
+    return () => {
+      const own: unknown = subject();
+      if (own === undefined) return ambientSubject();
+      // The ambient subject is still the caller's after the await: AsyncLocalStorage follows
+      // promise continuations.
+      if (isPromiseLike(own)) return Promise.resolve(own).then((read) => read ?? ambientSubject());
+      return own;
+    };
+  }
   if (typeof subject === 'object' && subject !== null && !Array.isArray(subject)) {
     const fixed: Subject = { ...subject };
     return () => fixed;
   }
   throw new QuotaConfigError('subject', 'expected a subject object or a function returning one');
+}
+
+/**
+ * The subject a call's reader gave, checked: a QuotaValidationError for none at all, or for
+ * anything but a plain object (spread into the engine's request, a string or an array would
+ * name no id, and the call would go through under global rules only).
+ */
+export function checkedSubject(read: unknown): Subject {
+  if (read === undefined) {
+    throw new QuotaValidationError(
+      'No quota subject for this call: pass `subject` in the options, or make the call inside ' +
+        'runWithQuotaSubject() from @quotakit/llm-wrapper/node. Use `{}` for global rules only.',
+    );
+  }
+  if (typeof read !== 'object' || read === null || Array.isArray(read) || isPromiseLike(read)) {
+    throw new QuotaValidationError(
+      `The quota subject must be an object such as { userId: 'u1' }, not ${describeValue(read)}`,
+    );
+  }
+  return read as Subject;
+}
+
+/** Whether `value` is a promise or another thenable. */
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (isPromiseLike(value)) return 'a promise of a promise';
+  return `a ${typeof value}`;
 }
 
 function errorHandler(onError: unknown): (error: unknown) => void {

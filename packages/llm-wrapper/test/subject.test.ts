@@ -1,4 +1,4 @@
-import { QuotaValidationError } from '@quotakit/core';
+import { QuotaExceededError, QuotaValidationError } from '@quotakit/core';
 import { withQuota } from '@quotakit/llm-wrapper';
 import { runWithQuotaSubject } from '@quotakit/llm-wrapper/node';
 import { describe, expect, it } from 'vitest';
@@ -40,6 +40,46 @@ describe('subjects', () => {
     for (const userId of ['fn-a', 'fn-b', 'fn-c']) {
       expect((await used(engine, { userId })).llm_requests).toBe(1);
     }
+  });
+
+  it('awaits a subject function that returns a promise, and its limits hold', async () => {
+    const engine = testEngine({ llm_requests: { limit: 1, period: 'per_day' } });
+    const openai = withQuota(openaiClient(standIn), {
+      engine,
+      subject: async () => ({ userId: 'async-user' }),
+    });
+    await openai.chat.completions.create({ model: 'gpt-4o', messages: HI });
+    expect((await used(engine, { userId: 'async-user' })).llm_requests).toBe(1);
+    const before = standIn.requests.length;
+    await expect(
+      openai.chat.completions.create({ model: 'gpt-4o', messages: HI }),
+    ).rejects.toBeInstanceOf(QuotaExceededError);
+    expect(standIn.requests.length).toBe(before);
+    // A promise of undefined falls back to runWithQuotaSubject, as undefined does.
+    const ambient = withQuota(openaiClient(standIn), {
+      engine,
+      subject: () => Promise.resolve(undefined),
+    });
+    await runWithQuotaSubject({ userId: 'async-ambient' }, () =>
+      ambient.chat.completions.create({ model: 'gpt-4o', messages: HI }),
+    );
+    expect((await used(engine, { userId: 'async-ambient' })).llm_requests).toBe(1);
+  });
+
+  it.each([
+    ['a string', 'u1'],
+    ['an array', [{ userId: 'u1' }]],
+    ['null', null],
+  ])('refuses a subject function that gives %s, sending nothing', async (_, subject) => {
+    const openai = withQuota(openaiClient(standIn), {
+      engine: testEngine(),
+      subject: () => subject as never,
+    });
+    const before = standIn.requests.length;
+    await expect(openai.chat.completions.create({ model: 'gpt-4o', messages: HI })).rejects.toThrow(
+      QuotaValidationError,
+    );
+    expect(standIn.requests.length).toBe(before);
   });
 
   it('refuses a call with no subject anywhere, sending nothing', async () => {
