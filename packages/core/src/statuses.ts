@@ -81,24 +81,41 @@ function isSmallInteger(amount: number): boolean {
 let lastAmount = Number.NaN;
 let lastText = '';
 
-/** Formats an amount for a message: integers as they are, fractions to at most 6 decimals. */
+/**
+ * Formats an amount for a message in plain decimal notation, never with an exponent (the
+ * design's messages show `Remaining: 900000/1000000`): integers as they are, whatever their
+ * size; fractions to 12 significant digits, which drops float noise (0.1 + 0.2 is 0.3) but
+ * keeps small amounts such as a cost of 0.0000525 USD or a limit of 1e-7.
+ */
 export function formatAmount(amount: number): string {
   if (isSmallInteger(amount)) return String(amount);
   if (amount === lastAmount) return lastText;
   let text: string;
-  if (!Number.isInteger(amount)) {
-    text = String(Number(amount.toFixed(6)));
+  if (!Number.isFinite(amount)) {
+    text = String(amount);
+  } else if (!Number.isInteger(amount)) {
+    text = String(Number(amount.toPrecision(12)));
+    // Below 1e-6 JavaScript writes an exponent: spell the digits out instead.
+    if (text.includes('e')) text = plainFraction(Number(text));
   } else if (amount > 0 && amount <= Number.MAX_SAFE_INTEGER) {
     // Larger integers are slow to turn into text directly; two small halves give the same
     // digits in about half the time.
     const high = Math.floor(amount / 1e9);
     text = String(high) + String(amount - high * 1e9).padStart(9, '0');
   } else {
-    text = String(amount);
+    // From 1e21 on JavaScript writes an exponent; BigInt gives every digit of the double.
+    text = BigInt(amount).toString();
   }
   lastAmount = amount;
   lastText = text;
   return text;
+}
+
+/** A fraction below 1e-6 in plain decimals: `0.0000001` for 1e-7. */
+function plainFraction(amount: number): string {
+  // 12 significant digits after the leading zeros, at most 100 decimals (toFixed's range).
+  const decimals = Math.min(100, 11 - Math.floor(Math.log10(Math.abs(amount))));
+  return amount.toFixed(decimals).replace(/\.?0+$/, '');
 }
 
 /** Most limits whose text is remembered; past it the memory starts over (limits are few). */

@@ -219,3 +219,23 @@ describe('large amounts in messages', () => {
     },
   );
 });
+
+describe('amounts in messages are plain decimals, never exponents', () => {
+  it.each([
+    [1e21, 'Remaining: 1000000000000000000000/1000000000000000000000'],
+    [1e-7, 'Remaining: 0.0000001/0.0000001'],
+    [0.0000525, 'Remaining: 0.0000525/0.0000525'],
+    [12.3456789, 'Remaining: 12.3456789/12.3456789'],
+  ])('writes a limit of %d as the design shows amounts', async (limit, tail) => {
+    const engine = engineWith(limit);
+    const result = await engine.checkQuota({ userId: 'u', resource: 'llm_tokens', amount: 0 });
+    expect(result.message).toBe(`Quota OK for llm_tokens. ${tail}`);
+  });
+
+  it('drops the float noise of sums: 0.1 + 0.2 of 1 leaves 0.7', async () => {
+    const engine = engineWith(1);
+    await engine.consume({ userId: 'u', amounts: { llm_tokens: 0.1 } });
+    const result = await engine.consume({ userId: 'u', amounts: { llm_tokens: 0.2 } });
+    expect(result.results.llm_tokens?.message).toBe('Quota OK for llm_tokens. Remaining: 0.7/1');
+  });
+});
