@@ -167,13 +167,12 @@ export class MemoryStore implements QuotaStore {
     return Promise.resolve(this.claimSync(request));
   }
 
-  async close(): Promise<void> {
-    this.#counters.clear();
-    this.#idempotency.clear();
-    this.#claims.clear();
-    this.#reservations.clear();
-    this.#expiries = new ExpiryQueue();
-  }
+  /**
+   * Nothing to release: the store holds no connection and no timer, and its memory goes with
+   * it. Its counters stay, so an engine closed to flush its notifications (or one that shares
+   * the store) goes on counting from where it was rather than from zero.
+   */
+  async close(): Promise<void> {}
 
   /** Number of run-time overrides held: 0 lets the engine skip override lookups. */
   get overrideCount(): number {

@@ -239,3 +239,15 @@ describe('amounts in messages are plain decimals, never exponents', () => {
     expect(result.results.llm_tokens?.message).toBe('Quota OK for llm_tokens. Remaining: 0.7/1');
   });
 });
+
+describe('close()', () => {
+  it('flushes without forgetting: counting goes on from where it was', async () => {
+    const engine = engineWith(10);
+    await engine.consume({ userId: 'u', amounts: { llm_tokens: 5 } });
+    await engine.close();
+    const after = await engine.consume({ userId: 'u', amounts: { llm_tokens: 5 } });
+    expect(after.results.llm_tokens).toMatchObject({ used: 10, status: 'at_limit' });
+    const refused = await engine.consume({ userId: 'u', amounts: { llm_tokens: 1 } });
+    expect(refused.allowed).toBe(false);
+  });
+});
