@@ -29,6 +29,8 @@ export interface MemoryStoreOptions {
    * Defaults to `1_000_000`.
    */
   maxCounters?: number;
+  /** The same bound as {@link maxCounters}, by the name the design gives it; set one of the two. */
+  capacity?: number;
   /** Most idempotency keys remembered. Defaults to `100_000`. */
   maxIdempotencyKeys?: number;
   /** Most notification claims remembered. Defaults to `100_000`. */
@@ -37,6 +39,7 @@ export interface MemoryStoreOptions {
 
 const MEMORY_STORE_OPTIONS = optionKeys<MemoryStoreOptions>({
   maxCounters: true,
+  capacity: true,
   maxIdempotencyKeys: true,
   maxClaims: true,
 });
@@ -79,11 +82,14 @@ export class MemoryStore implements QuotaStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     rejectUnknownOptions(options, MEMORY_STORE_OPTIONS, 'MemoryStore');
-    const maxCounters = options.maxCounters ?? 1_000_000;
+    if (options.maxCounters !== undefined && options.capacity !== undefined) {
+      throw new QuotaConfigError('capacity', 'is another name for maxCounters: set only one');
+    }
+    const maxCounters = options.maxCounters ?? options.capacity ?? 1_000_000;
     const maxIdempotencyKeys = options.maxIdempotencyKeys ?? 100_000;
     const maxClaims = options.maxClaims ?? 100_000;
     for (const [name, value] of [
-      ['maxCounters', maxCounters],
+      [options.capacity === undefined ? 'maxCounters' : 'capacity', maxCounters],
       ['maxIdempotencyKeys', maxIdempotencyKeys],
       ['maxClaims', maxClaims],
     ] as const) {

@@ -19,8 +19,11 @@ describe('MemoryStore', () => {
     expect(() => new MemoryLedger({ maxEvents: 1.5 })).toThrow(QuotaConfigError);
   });
 
-  it('drops the least recently used counters beyond maxCounters', async () => {
-    const store = new MemoryStore({ maxCounters: 2 });
+  it.each([
+    ['maxCounters', { maxCounters: 2 }],
+    ['capacity, the name the design gives it', { capacity: 2 }],
+  ])('drops the least recently used counters beyond %s', async (_, options) => {
+    const store = new MemoryStore(options);
     const subject = { userId: 'u' };
     for (const key of ['a', 'b', 'c']) {
       await store.record({
@@ -72,6 +75,8 @@ describe('MemoryStore', () => {
   it('rejects a capacity that is not a positive integer', () => {
     expect(() => new MemoryStore({ maxCounters: 0 })).toThrow(/maxCounters/);
     expect(() => new MemoryStore({ maxIdempotencyKeys: 1.5 })).toThrow(/maxIdempotencyKeys/);
+    expect(() => new MemoryStore({ capacity: -1 })).toThrow(/at capacity/);
+    expect(() => new MemoryStore({ capacity: 5, maxCounters: 5 })).toThrow(QuotaConfigError);
   });
 });
 
