@@ -245,7 +245,9 @@ export class QuotaEngine {
 
   /**
    * Records usage unconditionally (the spending happened). A repeated `idempotencyKey` is
-   * counted once. Returns the resource's state after recording.
+   * counted once for the same resource and subject (a retry of the same record); the same key
+   * on another resource or subject is another record, so one request id can key the records
+   * of every resource it spent. Returns the resource's state after recording.
    *
    * @throws QuotaValidationError for bad input (nothing is recorded).
    */
@@ -270,7 +272,9 @@ export class QuotaEngine {
         resourcePlan,
         subject,
         now,
-        idempotencyKey,
+        idempotencyKey === undefined
+          ? undefined
+          : await recordKey(resource, subject, idempotencyKey),
         details,
       );
       if (recorded && amount !== 0 && this.#ledger) {
@@ -1032,4 +1036,38 @@ function toReport(result: QuotaCheckResult): QuotaStatusReport {
     message: result.message,
     rules: result.rules,
   };
+}
+
+/** Longest record key kept as it is; longer ones are hashed (see {@link recordKey}). */
+const MAX_PLAIN_RECORD_KEY = 512;
+
+/**
+ * What the store remembers of an idempotency key: the key with the resource and the subject's
+ * ids it was recorded for, so that the same key names one record per resource and subject
+ * (and does the same in every store, sharded or not). JSON keeps any id unambiguous. Past
+ * 512 characters (several long ids) it is replaced by its SHA-256, so that a store's index
+ * holds it (PostgreSQL's btree entries end at about 2.7 kB).
+ */
+function recordKey(
+  resource: string,
+  subject: Subject,
+  idempotencyKey: string,
+): string | Promise<string> {
+  const key = JSON.stringify([
+    resource,
+    subject.userId ?? null,
+    subject.agentId ?? null,
+    subject.tenantId ?? null,
+    subject.runId ?? null,
+    idempotencyKey,
+  ]);
+  return key.length <= MAX_PLAIN_RECORD_KEY ? key : sha256Hex(key);
+}
+
+/** SHA-256 of `text` (UTF-8) in hex, by Web Crypto: there in Node, Deno, Bun and Workers. */
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  let hex = 'sha256:';
+  for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, '0');
+  return hex;
 }

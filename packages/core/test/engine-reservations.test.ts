@@ -233,6 +233,36 @@ describe('idempotent records', () => {
     expect(await used('llm_tokens')).toBe(125);
   });
 
+  it('keys one record per resource and subject: a request id can key each resource it spent', async () => {
+    const { engine, used } = setup();
+    const record = (resource: string, amount: number, userId = 'u') =>
+      engine.recordUsage({ userId, resource, amount, idempotencyKey: 'request-7' });
+    await record('llm_requests', 1);
+    await record('llm_tokens', 300);
+    await record('llm_tokens', 300); // the retry
+    await record('llm_tokens', 40, 'v'); // another user's request-7
+    expect(await used('llm_requests')).toBe(1);
+    expect(await used('llm_tokens')).toBe(300);
+    expect((await engine.getQuotaStatus('llm_tokens', { userId: 'v' })).used).toBe(40);
+  });
+
+  it('keys records of 512-character ids and keys as well (hashed past 512 characters)', async () => {
+    const { engine } = setup();
+    const long = 'k'.repeat(512);
+    const record = (resource: string) =>
+      engine.recordUsage({
+        userId: long,
+        agentId: long,
+        resource,
+        amount: 2,
+        idempotencyKey: long,
+      });
+    await record('llm_tokens');
+    const retry = await record('llm_tokens');
+    expect(retry).toMatchObject({ used: 2, requested: 0 });
+    expect(await record('llm_requests')).toMatchObject({ used: 2, requested: 2 });
+  });
+
   it('records usage past the limit unconditionally', async () => {
     const { engine } = setup();
     const result = await engine.recordUsage({ userId: 'u', resource: 'llm_requests', amount: 12 });

@@ -145,6 +145,7 @@ describeWithPostgres('PostgresStore', () => {
       expect(first).toMatchObject({ status: 'within_limit', used: 3 });
       const again = await engine.recordUsage({
         userId,
+        agentId: userId,
         resource: 'llm_requests',
         amount: 3,
         idempotencyKey: userId,
