@@ -182,7 +182,12 @@ export class QuotaAdminApi<Req> {
           };
       }
     } catch (error) {
-      if (isQuotaError(error) && error.code === 'quota_validation') {
+      // A rule the store cannot enforce (one that crosses shards) is a QuotaConfigError: for
+      // the admin who sent it, a bad request like any other.
+      if (
+        isQuotaError(error) &&
+        (error.code === 'quota_validation' || error.code === 'quota_config')
+      ) {
         return json(400, { error: 'invalid_request', message: error.message });
       }
       if (isQuotaError(error) && error.code === 'quota_store') {

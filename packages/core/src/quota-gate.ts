@@ -266,7 +266,7 @@ export class QuotaGate<Req, OnExceeded = unknown> {
     // A refusal holds nothing: the engine refused (and took nothing), or the store did not
     // answer (and so could not take anything either).
     if (!allowed) {
-      const refusal = quotaRefusal(decision.results, this.#clock());
+      const refusal = quotaRefusal(decision.results);
       return new Admission(QuotaHandle.SKIPPED, refusal, results, this.#style, this.#clock);
     }
     const handle = new QuotaHandle({

@@ -31,11 +31,15 @@ export interface QuotaRefusal {
 }
 
 /**
- * How long a client should wait when no rule can say when it frees up and it has no window:
- * a gauge at its level (a release can free it at any moment) is worth asking again soon...
+ * How long a client should wait when waiting cannot lift a refusal: a gauge at its level (a
+ * release can free it at any moment) is worth asking again soon...
  */
 const GAUGE_RETRY_MS = 1_000;
-/** ...a `per_request` cap or a spent `total` budget never frees up by waiting: not too often. */
+/**
+ * ...while limit 0, an amount above the limit itself, a `per_request` cap or a spent `total`
+ * budget never frees up by waiting, not even when the window ends (a client that honours
+ * `Retry-After` would sleep until then, up to a month, to be refused again): not too often.
+ */
 const NEVER_RETRY_MS = 60_000;
 
 /**
@@ -45,17 +49,11 @@ const NEVER_RETRY_MS = 60_000;
  *
  * A 429 always says when to retry (`Retry-After`): the time until every refusing rule admits
  * the request again, when waiting can do that; when it cannot (limit 0, an amount above the
- * limit itself, a `per_request` cap, a spent `total` budget), the time until the refusing
- * rule's window ends, and without a window 1 second for a gauge (`concurrent_tasks`,
- * `memory_usage`, `storage_space`: a release can free it at any moment) and 60 seconds
- * otherwise.
- *
- * @param nowMs - the current time by the engine's clock (default `Date.now()`).
+ * limit itself, a `per_request` cap, a spent `total` budget), 1 second for a gauge
+ * (`concurrent_tasks`, `memory_usage`, `storage_space`: a release can free it at any moment)
+ * and 60 seconds otherwise.
  */
-export function quotaRefusal(
-  results: Readonly<Record<string, QuotaCheckResult>>,
-  nowMs: number = Date.now(),
-): QuotaRefusal {
+export function quotaRefusal(results: Readonly<Record<string, QuotaCheckResult>>): QuotaRefusal {
   let binding: QuotaCheckResult | undefined;
   let unknown: QuotaCheckResult | undefined;
   let retryAfterMs = 0;
@@ -67,7 +65,7 @@ export function quotaRefusal(
     }
     if (result.allowed) continue;
     const wait = result.retryAfterMs;
-    retryAfterMs = Math.max(retryAfterMs, wait ?? waitWhenWaitingCannotHelp(result, nowMs));
+    retryAfterMs = Math.max(retryAfterMs, wait ?? waitWhenWaitingCannotHelp(result));
     if (
       binding === undefined ||
       (binding.retryAfterMs !== undefined && (wait ?? Infinity) > binding.retryAfterMs)
@@ -92,17 +90,8 @@ export function quotaRefusal(
   };
 }
 
-/**
- * The wait to advertise for a refused result that carries no `retryAfterMs`: until the last
- * window of its refusing rules ends, else {@link GAUGE_RETRY_MS} or {@link NEVER_RETRY_MS}.
- */
-function waitWhenWaitingCannotHelp(result: QuotaCheckResult, nowMs: number): number {
-  let windowEnd: number | undefined;
-  for (const rule of result.rules) {
-    if (rule.allowed || rule.mode !== 'enforce' || rule.resetAt === null) continue;
-    windowEnd = Math.max(windowEnd ?? 0, rule.resetAt.getTime());
-  }
-  if (windowEnd !== undefined) return Math.max(1, windowEnd - nowMs);
+/** The wait to advertise for a refused result that carries no `retryAfterMs`. */
+function waitWhenWaitingCannotHelp(result: QuotaCheckResult): number {
   return resourceKind(result.resource) === 'gauge' ? GAUGE_RETRY_MS : NEVER_RETRY_MS;
 }
 

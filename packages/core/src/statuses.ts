@@ -84,8 +84,9 @@ let lastText = '';
 /**
  * Formats an amount for a message in plain decimal notation, never with an exponent (the
  * design's messages show `Remaining: 900000/1000000`): integers as they are, whatever their
- * size; fractions to 12 significant digits, which drops float noise (0.1 + 0.2 is 0.3) but
- * keeps small amounts such as a cost of 0.0000525 USD or a limit of 1e-7.
+ * size; other numbers with every digit of their whole part and 12 significant digits in all
+ * (at least 6 decimals), which drops float noise (0.1 + 0.2 is 0.3) but keeps small amounts
+ * such as a cost of 0.0000525 USD or a limit of 1e-7.
  */
 export function formatAmount(amount: number): string {
   if (isSmallInteger(amount)) return String(amount);
@@ -94,9 +95,7 @@ export function formatAmount(amount: number): string {
   if (!Number.isFinite(amount)) {
     text = String(amount);
   } else if (!Number.isInteger(amount)) {
-    text = String(Number(amount.toPrecision(12)));
-    // Below 1e-6 JavaScript writes an exponent: spell the digits out instead.
-    if (text.includes('e')) text = plainFraction(Number(text));
+    text = fractionText(amount);
   } else if (amount > 0 && amount <= Number.MAX_SAFE_INTEGER) {
     // Larger integers are slow to turn into text directly; two small halves give the same
     // digits in about half the time.
@@ -111,11 +110,20 @@ export function formatAmount(amount: number): string {
   return text;
 }
 
-/** A fraction below 1e-6 in plain decimals: `0.0000001` for 1e-7. */
-function plainFraction(amount: number): string {
-  // 12 significant digits after the leading zeros, at most 100 decimals (toFixed's range).
-  const decimals = Math.min(100, 11 - Math.floor(Math.log10(Math.abs(amount))));
-  return amount.toFixed(decimals).replace(/\.?0+$/, '');
+/**
+ * A non-integer in plain decimals: every digit of its whole part, and its fraction to 12
+ * significant digits in all, at least 6 decimals (`1234567890123.45`, `12.3456789`, `0.3` for
+ * 0.1 + 0.2, `0.0000001` for 1e-7).
+ */
+function fractionText(amount: number): string {
+  const magnitude = Math.floor(Math.log10(Math.abs(amount)));
+  // At most 100 decimals (toFixed's range).
+  const decimals = Math.min(100, Math.max(6, 11 - magnitude));
+  const rounded = Number(amount.toFixed(decimals));
+  // The shortest text of the rounded double, unless JavaScript would write an exponent
+  // (below 1e-6): then its digits spelt out.
+  const text = String(rounded);
+  return text.includes('e') ? rounded.toFixed(decimals).replace(/\.?0+$/, '') : text;
 }
 
 /** Most limits whose text is remembered; past it the memory starts over (limits are few). */

@@ -226,6 +226,7 @@ describe('amounts in messages are plain decimals, never exponents', () => {
     [1e-7, 'Remaining: 0.0000001/0.0000001'],
     [0.0000525, 'Remaining: 0.0000525/0.0000525'],
     [12.3456789, 'Remaining: 12.3456789/12.3456789'],
+    [1234567890123.45, 'Remaining: 1234567890123.45/1234567890123.45'],
   ])('writes a limit of %d as the design shows amounts', async (limit, tail) => {
     const engine = engineWith(limit);
     const result = await engine.checkQuota({ userId: 'u', resource: 'llm_tokens', amount: 0 });

@@ -1,4 +1,4 @@
-import { createQuotaEngine, type QuotaEngine } from '@quotakit/core';
+import { createQuotaEngine, MemoryStore, QuotaConfigError, type QuotaEngine } from '@quotakit/core';
 import { quotaAdmin } from '@quotakit/express';
 import express, { type Request } from 'express';
 import request from 'supertest';
@@ -213,6 +213,29 @@ describe('quotaAdmin() routes', () => {
       .set(auth)
       .send({ limit: 5, period: 'per_day', name: 'x'.repeat(20_000) })
       .expect(413);
+  });
+
+  it('PUT answers 400 for a rule the store cannot enforce (one that crosses shards)', async () => {
+    // Like a RedisStore with shardBy: 'user', where an agent's counter would span shards.
+    const store = Object.assign(new MemoryStore(), {
+      checkRules(rules: readonly { scope: string; resource: string }[]) {
+        const crossing = rules.find((rule) => rule.scope === 'agent');
+        if (crossing) {
+          throw new QuotaConfigError(`rules.${crossing.resource}`, 'an agent rule crosses shards');
+        }
+      },
+    });
+    const engine = seededEngine({ store });
+    const response = await request(adminApp(engine))
+      .put('/admin/quotas/agent/a1/llm_tokens')
+      .set(auth)
+      .send({ limit: 5, period: 'per_day' })
+      .expect(400);
+    expect(response.body).toMatchObject({
+      error: 'invalid_request',
+      message: expect.stringMatching(/an agent rule crosses shards/),
+    });
+    expect(await engine.listQuotas()).toEqual([]);
   });
 
   it('answers 503 when the store does not answer in time', async () => {

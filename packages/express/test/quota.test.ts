@@ -115,8 +115,9 @@ describe('quota() decisions and headers', () => {
   it('sends Retry-After on every 429, also where waiting cannot lift the refusal', async () => {
     const { app } = setup({}, { defaults: { llm_requests: { limit: 0, period: 'per_day' } } });
     const refused = await request(app).get('/chat').set('x-user', 'u1').expect(429);
-    // limit 0 blocks the resource: the soonest anything can change is the end of the day.
-    expect(refused.headers['retry-after']).toBe(String(DAY_LEFT_S));
+    // limit 0 blocks the resource: waiting cannot help, so a client is asked not to come
+    // back too often (the end of the day would change nothing).
+    expect(refused.headers['retry-after']).toBe('60');
     const lease = setup(
       { amounts: { concurrent_tasks: 1 } },
       { defaults: { concurrent_tasks: { limit: 0, period: 'total' } } },
