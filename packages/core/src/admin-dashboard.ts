@@ -130,10 +130,13 @@ const SCRIPT = `
     });
   }
 
-  // The status route beside this page, also when the page was reached as '/dashboard/'
-  // (where a relative 'status' would be '/dashboard/status').
-  var STATUS_PATH = location.pathname.slice(-11) === '/dashboard/'
-    ? location.pathname.slice(0, -11) + '/status'
+  // The status route beside this page, also when the page was reached as '/dashboard/' or
+  // '/Dashboard//' (Express routes ignore case and a trailing slash by default), where a
+  // relative 'status' would be '/dashboard/status'. (A RegExp from a string: this script sits
+  // in a template literal, where backslashes would be taken as escapes.)
+  var DASHBOARD_END = new RegExp('/dashboard/+$', 'i');
+  var STATUS_PATH = DASHBOARD_END.test(location.pathname)
+    ? location.pathname.replace(DASHBOARD_END, '/status')
     : 'status';
 
   function load() {

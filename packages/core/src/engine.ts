@@ -267,14 +267,18 @@ export class QuotaEngine {
       const resourcePlan = this.#planner.add(plan, resource, amount, subject, now, false, runtime);
       const { metadata, taskId } = validateUsageDetails(request.metadata, request.taskId);
       const details: UsageDetails = { taskId, idempotencyKey, metadata };
+      let storeKey: string | undefined;
+      if (idempotencyKey !== undefined) {
+        const key = recordKey(resource, subject, idempotencyKey);
+        // A promise only when the key is long enough to be hashed: no promise hop otherwise.
+        storeKey = typeof key === 'string' ? key : await key;
+      }
       const { result, recorded } = await this.#record(
         plan,
         resourcePlan,
         subject,
         now,
-        idempotencyKey === undefined
-          ? undefined
-          : await recordKey(resource, subject, idempotencyKey),
+        storeKey,
         details,
       );
       if (recorded && amount !== 0 && this.#ledger) {
@@ -1044,24 +1048,22 @@ const MAX_PLAIN_RECORD_KEY = 512;
 /**
  * What the store remembers of an idempotency key: the key with the resource and the subject's
  * ids it was recorded for, so that the same key names one record per resource and subject
- * (and does the same in every store, sharded or not). JSON keeps any id unambiguous. Past
- * 512 characters (several long ids) it is replaced by its SHA-256, so that a store's index
- * holds it (PostgreSQL's btree entries end at about 2.7 kB).
+ * (and does the same in every store, sharded or not). Each id comes with its length, so that
+ * no id can pass for another. Past 512 characters (long ids) it is replaced by its SHA-256,
+ * so that a store's index holds it (PostgreSQL's btree entries end at about 2.7 kB).
  */
 function recordKey(
   resource: string,
   subject: Subject,
   idempotencyKey: string,
 ): string | Promise<string> {
-  const key = JSON.stringify([
-    resource,
-    subject.userId ?? null,
-    subject.agentId ?? null,
-    subject.tenantId ?? null,
-    subject.runId ?? null,
-    idempotencyKey,
-  ]);
-  return key.length <= MAX_PLAIN_RECORD_KEY ? key : sha256Hex(key);
+  const key = `${resource}|${sized(subject.userId)}${sized(subject.agentId)}${sized(subject.tenantId)}${sized(subject.runId)}${idempotencyKey}`;
+  // Hashed as JSON, which escapes lone surrogates (UTF-8 would turn each into U+FFFD).
+  return key.length <= MAX_PLAIN_RECORD_KEY ? key : sha256Hex(JSON.stringify(key));
+}
+
+function sized(id: string | undefined): string {
+  return id === undefined ? '-|' : `${id.length}:${id}|`;
 }
 
 /** SHA-256 of `text` (UTF-8) in hex, by Web Crypto: there in Node, Deno, Bun and Workers. */

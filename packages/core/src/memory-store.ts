@@ -78,7 +78,7 @@ export class MemoryStore implements QuotaStore {
   readonly #overrides = new Map<string, Map<string, StoredOverride>>();
   #overrideCount = 0;
   readonly #reservations = new Map<string, HeldReservation>();
-  #expiries = new ExpiryQueue<HeldReservation>();
+  readonly #expiries = new ExpiryQueue<HeldReservation>();
 
   constructor(options: MemoryStoreOptions = {}) {
     rejectUnknownOptions(options, MEMORY_STORE_OPTIONS, 'MemoryStore');

@@ -149,10 +149,13 @@ export class QuotaHandle {
   }
 
   /**
-   * For adapters: settles the handle once the response is over; later calls do nothing.
-   * `succeeded` is false when the handler threw, answered 5xx or the client went away: then
-   * a reservation is released whole and nothing recorded counts. Never rejects: a store
-   * failure goes to `onError` (a reservation then returns by itself after its `ttlMs`).
+   * Settles the handle; later calls do nothing. The adapters call it when the response is
+   * over; an application may call it first, such as `settle(false)` from an Express error
+   * handler for an error answered below 500, which the adapter cannot tell from a 4xx it
+   * should commit. `succeeded` is false when the handler threw, answered 5xx or the client
+   * went away: then a reservation is released whole and nothing recorded counts. Never
+   * rejects: a store failure goes to `onError` (a reservation then returns by itself after
+   * its `ttlMs`).
    */
   async settle(succeeded: boolean): Promise<void> {
     if (this.#settled || this.#engine === undefined) return;

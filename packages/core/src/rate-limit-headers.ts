@@ -62,9 +62,9 @@ export function secondsUntil(resetAt: Date, nowMs: number): number {
  *   sliding rule). `w` and `t` are left out for `per_request` and `total` rules (no window);
  *   a rule the store could not read has its policy item but no `RateLimit` item. `q` and `r`
  *   are Integers in the draft, so fractional limits are rounded down. Each item names one
- *   policy: a rule whose name another rule of the response already has (a user and a tenant
- *   rule of one resource and period share their default name) gets its scope appended,
- *   `"llm_tokens-per_day-tenant"`, then a number if need be.
+ *   policy: a rule of another scope than `user` with its default name gets its scope
+ *   appended, `"llm_tokens-per_day-tenant"` (the rules of every scope share the default name),
+ *   and a name already in the response a number, `"llm_tokens-per_minute-2"`.
  * - legacy, of the binding rule of the most constrained resource, replaced:
  *   `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds, as
  *   express-rate-limit sends it).
@@ -90,8 +90,9 @@ export function writeQuotaHeaders(
   let limits = '';
   let statuses = '';
   let binding: QuotaCheckResult | undefined;
-  // Policy names of this response: each must name one policy (draft-08), and two rules of one
-  // resource and period in different scopes share their default name.
+  // Policy names of this response: each must name one policy (draft-08). The first needs no
+  // list; a list is made only for a second.
+  let firstName: string | undefined;
   let names: string[] | undefined;
   for (const resource in results) {
     const result = results[resource]!;
@@ -110,10 +111,12 @@ export function writeQuotaHeaders(
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
       if (rule.mode !== 'enforce') continue;
-      let name = rule.name;
-      if (names === undefined) names = [name];
+      let name = rule.scope === 'user' ? rule.name : scopedName(rule, resource);
+      if (firstName === undefined) firstName = name;
       else {
-        if (names.includes(name)) name = distinctName(rule, names);
+        // A second enforced rule: only now is there anything to compare names with.
+        names ??= [firstName];
+        if (names.includes(name)) name = numberedName(name, names);
         names.push(name);
       }
       const item = policyItem(rule, name);
@@ -184,14 +187,25 @@ function policyItem(rule: RuleEvaluation, name: string): PolicyItem {
 }
 
 /**
- * A name for `rule` that none of `taken` has: its name with its scope then
- * a number. Rules come in the same order on every response, so a rule keeps its name.
+ * The policy name of a rule of another scope than `user`: its default name,
+ * `<resource>-<period>`, is shared by the rules of every scope, so it gets its scope appended
+ * (`"llm_tokens-per_day-tenant"`), whichever rules bind the subject; a name the user chose is
+ * kept.
  */
-function distinctName(rule: RuleEvaluation, taken: readonly string[]): string {
-  const scoped = `${rule.name}-${rule.scope}`;
-  if (!taken.includes(scoped)) return scoped;
+function scopedName(rule: RuleEvaluation, resource: string): string {
+  const { name, period } = rule;
+  const isDefault =
+    name.length === resource.length + 1 + period.length &&
+    name.startsWith(resource) &&
+    name.endsWith(period) &&
+    name.charCodeAt(resource.length) === 45; // '-'
+  return isDefault ? `${name}-${rule.scope}` : name;
+}
+
+/** `name` with the first number from 2 on that makes it unlike every name in `taken`. */
+function numberedName(name: string, taken: readonly string[]): string {
   for (let n = 2; ; n++) {
-    const numbered = `${scoped}-${n}`;
+    const numbered = `${name}-${n}`;
     if (!taken.includes(numbered)) return numbered;
   }
 }

@@ -17,7 +17,10 @@ export interface RecordUsageRequest extends Subject {
   amount: number;
   /** The task the usage belongs to, kept with the usage record. */
   taskId?: string;
-  /** A retried record with the same key is counted once (within `idempotencyTtlMs`). */
+  /**
+   * A retried record with the same key, resource and subject is counted once (within
+   * `idempotencyTtlMs`); the same key on another resource or subject is another record.
+   */
   idempotencyKey?: string;
   /** Free-form data kept with the usage record (model, provider, ...). */
   metadata?: Record<string, unknown>;

@@ -48,10 +48,10 @@ export class ThresholdNotifier {
 
   /**
    * Looks for crossings in `results`; never throws, never delays the caller. With
-   * `refusalsOnly` (a refused request: no usage moved), only the rules that refused it are
-   * notified, as `exceeded`; the other rules' statuses judge usage the request would have
-   * brought, and notifying them would use up their one event of the window before usage
-   * really gets there.
+   * `refusalsOnly` (a refused request: no usage moved), only the rules that did not admit it
+   * are notified, as `exceeded` (shadow rules too: they are notified like any other); the
+   * other rules' statuses judge usage the request would have brought, and notifying them
+   * would use up their one event of the window before usage really gets there.
    */
   observe(
     results: Iterable<QuotaCheckResult>,
@@ -65,7 +65,7 @@ export class ThresholdNotifier {
         if (!NOTIFIED.has(rule.status) || rule.used === null || rule.period === 'per_request') {
           continue;
         }
-        if (refusalsOnly && (rule.allowed || rule.mode !== 'enforce')) continue;
+        if (refusalsOnly && rule.allowed) continue;
         const windowEnd = rule.resetAt === null ? 'total' : rule.resetAt.getTime().toString(36);
         const key = `${result.resource}|${rule.period}|${windowEnd}|${rule.scope}|${rule.subjectId ?? ''}|${rule.status}|${rule.limit}`;
         const seenUntil = this.#seen.get(key);

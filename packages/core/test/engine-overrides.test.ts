@@ -306,6 +306,26 @@ describe('threshold notifications', () => {
     expect(seen).toEqual(['per_minute:exceeded:0', 'per_day:approaching_limit:840']);
   });
 
+  it('tell of a refusal by a shadow rule that would have refused it too', async () => {
+    const engine = createQuotaEngine({
+      defaults: {
+        llm_tokens: [
+          { limit: 100, period: 'per_minute' },
+          { limit: 50, period: 'per_day', mode: 'shadow' },
+          { limit: 5000, period: 'per_day', scope: 'global' },
+        ],
+      },
+    });
+    const seen: string[] = [];
+    engine.on(
+      'threshold',
+      (event) => void seen.push(`${event.period}:${event.scope}:${event.status}`),
+    );
+    await engine.consume({ userId: 'u', amounts: { llm_tokens: 200 } });
+    await engine.close();
+    expect(seen).toEqual(['per_minute:user:exceeded', 'per_day:user:exceeded']);
+  });
+
   it('never come from a per_request cap: it judges one request, nothing accumulates', async () => {
     const engine = createQuotaEngine({
       defaults: { llm_tokens: { limit: 100, period: 'per_request' } },

@@ -261,6 +261,17 @@ describe('idempotent records', () => {
     const retry = await record('llm_tokens');
     expect(retry).toMatchObject({ used: 2, requested: 0 });
     expect(await record('llm_requests')).toMatchObject({ used: 2, requested: 2 });
+    // Two keys that differ only in their lone surrogates are two records (UTF-8 would make
+    // both U+FFFD before hashing).
+    for (const key of ['\ud800'.repeat(512), '\udc00'.repeat(512)]) {
+      const result = await engine.recordUsage({
+        userId: long,
+        resource: 'llm_tokens',
+        amount: 1,
+        idempotencyKey: key,
+      });
+      expect(result.requested).toBe(1);
+    }
   });
 
   it('records usage past the limit unconditionally', async () => {

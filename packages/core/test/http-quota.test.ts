@@ -145,6 +145,31 @@ describe('writeQuotaHeaders', () => {
     );
   });
 
+  it('names a policy the same on every response, whichever rules bind the subject', async () => {
+    const engine = createQuotaEngine({
+      clock: () => NOW,
+      defaults: {
+        llm_requests: [
+          { limit: 10, period: 'per_day' },
+          { limit: 100, period: 'per_day', scope: 'tenant' },
+          { limit: 1000, period: 'per_minute', scope: 'global', name: 'everyone' },
+        ],
+      },
+    });
+    const policy = async (subject: { userId?: string; tenantId?: string }) =>
+      headersOf(await engine.consume({ ...subject, amounts: { llm_requests: 1 } }), 'draft-8')[
+        'ratelimit-policy'
+      ];
+    // Without a user id only the tenant rule binds: it is still the tenant's policy.
+    expect(await policy({ tenantId: 't1' })).toBe(
+      '"llm_requests-per_day-tenant"; q=100; w=86400, "everyone"; q=1000; w=60',
+    );
+    expect(await policy({ userId: 'u1', tenantId: 't1' })).toBe(
+      '"llm_requests-per_day"; q=10; w=86400, "llm_requests-per_day-tenant"; q=100; w=86400, ' +
+        '"everyone"; q=1000; w=60',
+    );
+  });
+
   it("says in t when a refusing sliding rule admits again, as Retry-After does, not its window's end", async () => {
     let now = NOW;
     const engine = createQuotaEngine({

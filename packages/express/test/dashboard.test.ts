@@ -93,9 +93,9 @@ describe.skipIf(executablePath === undefined && !required)('the dashboard in Chr
       mkdirSync(OUTPUT, { recursive: true });
       await page.screenshot({ path: `${OUTPUT}dashboard-express.png`, fullPage: true });
 
-      // Express also serves the page as '/dashboard/' (non-strict routing): it still finds
-      // the status route beside it.
-      await page.goto(`http://127.0.0.1:${port}/ops/quotas/dashboard/?agentId=researcher`);
+      // Express also serves the page as '/Dashboard/' (routes ignore case and a trailing
+      // slash by default): it still finds the status route beside it.
+      await page.goto(`http://127.0.0.1:${port}/ops/quotas/Dashboard/?agentId=researcher`);
       await page.locator('body[data-loaded=true]').waitFor();
       expect(await page.locator('li.quota').count()).toBe(2);
     } finally {

@@ -213,7 +213,9 @@ function subjectReader(subject: QuotaWrapperOptions['subject']): () => unknown {
       if (own === undefined) return ambientSubject();
       // The ambient subject is still the caller's after the await: AsyncLocalStorage follows
       // promise continuations.
-      if (isPromiseLike(own)) return Promise.resolve(own).then((read) => read ?? ambientSubject());
+      if (isPromiseLike(own)) {
+        return Promise.resolve(own).then((read) => (read === undefined ? ambientSubject() : read));
+      }
       return own;
     };
   }

@@ -67,18 +67,22 @@ describe('subjects', () => {
   });
 
   it.each([
-    ['a string', 'u1'],
-    ['an array', [{ userId: 'u1' }]],
-    ['null', null],
+    ['a string', () => 'u1'],
+    ['an array', () => [{ userId: 'u1' }]],
+    ['null', () => null],
+    ['a promise of null', async () => null],
   ])('refuses a subject function that gives %s, sending nothing', async (_, subject) => {
     const openai = withQuota(openaiClient(standIn), {
       engine: testEngine(),
-      subject: () => subject as never,
+      subject: subject as never,
     });
     const before = standIn.requests.length;
-    await expect(openai.chat.completions.create({ model: 'gpt-4o', messages: HI })).rejects.toThrow(
-      QuotaValidationError,
-    );
+    // Inside runWithQuotaSubject too: only undefined falls back to the ambient subject.
+    await expect(
+      runWithQuotaSubject({ userId: 'ambient' }, () =>
+        openai.chat.completions.create({ model: 'gpt-4o', messages: HI }),
+      ),
+    ).rejects.toThrow(QuotaValidationError);
     expect(standIn.requests.length).toBe(before);
   });
 
