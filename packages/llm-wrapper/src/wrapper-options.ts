@@ -238,7 +238,7 @@ export function checkedSubject(read: unknown): Subject {
         'runWithQuotaSubject() from @quotakit/llm-wrapper/node. Use `{}` for global rules only.',
     );
   }
-  if (typeof read !== 'object' || read === null || Array.isArray(read) || isPromiseLike(read)) {
+  if (typeof read !== 'object' || read === null || Array.isArray(read)) {
     throw new QuotaValidationError(
       `The quota subject must be an object such as { userId: 'u1' }, not ${describeValue(read)}`,
     );
@@ -258,7 +258,6 @@ export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (isPromiseLike(value)) return 'a promise of a promise';
   return `a ${typeof value}`;
 }
 
