@@ -39,7 +39,8 @@ describe('default keyword table', () => {
     { description: 'Summarize the meeting notes', rules: ['summary'] },
     { description: 'Summarise the meeting notes', rules: ['summary'] },
     { description: 'Generate release notes', rules: ['generation'] },
-    { description: 'Write a haiku about autumn', rules: ['generation'] },
+    // 'write' is a file operation and a generation, as the table has it.
+    { description: 'Write a haiku about autumn', rules: ['files', 'generation'] },
     { description: 'Translate this paragraph into German', rules: ['translation'] },
     // Russian, in several inflections
     { description: 'Найди в поиске свежие новости', rules: ['network'] },
@@ -49,6 +50,8 @@ describe('default keyword table', () => {
     { description: 'Выполни запрос к базе данных', rules: ['database'] },
     { description: 'Создай нового агента поддержки', rules: ['agent-creation'] },
     { description: 'Создать инструмент для конвертации валют', rules: ['tool-creation'] },
+    { description: 'Инструмент для конвертации валют', rules: ['tool-creation'] },
+    { description: 'Выгрузи данные из БД', rules: ['files', 'database'] },
     { description: 'Проанализируй продажи за квартал', rules: ['analysis'] },
     { description: 'Сделай анализ продаж', rules: ['analysis'] },
     { description: 'Резюмируй встречу', rules: ['summary'] },
@@ -86,6 +89,12 @@ describe('default keyword table', () => {
     expect(byKeywords({ description: 'I already saw the profile of the cobweb' })).toEqual(
       expected([]),
     );
+  });
+
+  it('matches an abbreviation only as a whole word', () => {
+    // 'бд' (database) as a stem would match бдительный (vigilant).
+    expect(byKeywords({ description: 'Будь бдительным' })).toEqual(expected([]));
+    expect(byKeywords({ description: 'Сколько строк в бд?' })).toEqual(expected(['database']));
   });
 
   it('counts a rule once per task, however often its keywords occur', () => {
@@ -175,6 +184,18 @@ describe('custom tables', () => {
     expect(estimator({ description: 'Search the web' })).toEqual({ llm_requests: 3 });
   });
 
+  it('takes rules of whole words only', () => {
+    const estimator = keywordEstimator({
+      rules: [
+        { name: 'ci', keywords: [], wholeWords: ['ci', 'gh'], amounts: { tool_creations: 1 } },
+      ],
+      baseline: {},
+      tokensPerCharacter: 0,
+    });
+    expect(estimator({ description: 'Fix the CI' })).toEqual({ tool_creations: 1 });
+    expect(estimator({ description: 'Check the city and ghosts' })).toEqual({});
+  });
+
   it('escapes keywords: they are text, not patterns', () => {
     const estimator = keywordEstimator({
       rules: [{ name: 'cpp', keywords: ['c++', 'node.js'], amounts: { tool_creations: 1 } }],
@@ -187,6 +208,15 @@ describe('custom tables', () => {
 
   it.each([
     [{ rules: [{ name: 'x', keywords: [], amounts: {} }] }, 'rules.0.keywords'],
+    [{ rules: [{ name: 'x', keywords: [], wholeWords: [], amounts: {} }] }, 'rules.0.keywords'],
+    [
+      { rules: [{ name: 'x', keywords: ['a'], wholeWords: 'bd' as never, amounts: {} }] },
+      'rules.0.wholeWords',
+    ],
+    [
+      { rules: [{ name: 'x', keywords: [], wholeWords: ['ok', ''], amounts: {} }] },
+      'rules.0.wholeWords.1',
+    ],
     [
       { extraRules: [{ name: 'x', keywords: ['ok', '  '], amounts: {} }] },
       'extraRules.0.keywords.1',
