@@ -191,7 +191,9 @@ async function reserveCall(
     (await within(span, () => engine.boundResources(subject))).includes(COST_USD);
 
   const reserve = (output: number): Promise<Reservation> => {
-    const amounts: Amounts = { [LLM_REQUESTS]: 1, [LLM_TOKENS]: inputTokens + output };
+    // Literal keys and one request shape for every call: the engine's reads of both stay
+    // monomorphic, where a spread subject and computed keys made each call's shape anew.
+    const amounts: Amounts = { llm_requests: 1, llm_tokens: inputTokens + output };
     if (withCost) {
       const cost = tokenCostUsd(prices, {
         model: call.model,
@@ -200,7 +202,14 @@ async function reserveCall(
       });
       if (cost !== undefined) amounts[COST_USD] = cost;
     }
-    const request = { ...subject, amounts, ttlMs: options.reservationTtlMs };
+    const request = {
+      userId: subject.userId,
+      agentId: subject.agentId,
+      tenantId: subject.tenantId,
+      runId: subject.runId,
+      amounts,
+      ttlMs: options.reservationTtlMs,
+    };
     return span === undefined
       ? engine.reserve(request)
       : span.within(() => engine.reserve(request));
