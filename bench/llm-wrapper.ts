@@ -4,7 +4,8 @@
  * package's test stand-in), with the engine's in-memory store.
  *
  * Cases: a non-streamed chat completion, and a streamed one read to its end (the wrapper
- * asks for usage and hides that chunk, so the wrapped stream carries one more event). The two
+ * asks for usage and hides that chunk, so the wrapped stream carries one more event), and
+ * the same stream when the caller asks for usage itself (both sides then get that chunk). The two
  * sides' calls are interleaved one by one (one call in flight), the side that starts
  * alternating each round; the figure per side is its median latency per call.
  * Limits are far above what a run spends (about 12,000 calls of 140 tokens): every call takes
@@ -72,6 +73,11 @@ export const llmWrapper: BenchSuite = {
       const client = new OpenAI({ baseURL: standIn.openaiBaseURL, apiKey: 'bench', maxRetries: 0 });
       const metered = withQuota(client, { engine, subject: { userId: 'bench-user' } });
       const body = { model: 'gpt-4o-mini', messages: MESSAGES, max_completion_tokens: 100 };
+      const usageStreamBody = {
+        ...body,
+        stream: true as const,
+        stream_options: { include_usage: true },
+      };
 
       const cases: { name: string; plain: Call; wrapped: Call }[] = [
         {
@@ -95,6 +101,21 @@ export const llmWrapper: BenchSuite = {
               ...body,
               stream: true,
             })) {
+              // read every chunk
+            }
+          },
+        },
+        {
+          // The caller asks for usage itself: the wrapper then adds no chunk to the stream,
+          // and what remains is its own work.
+          name: 'chat.completions.create, stream with include_usage, read to the end',
+          plain: async () => {
+            for await (const _ of await client.chat.completions.create(usageStreamBody)) {
+              // read every chunk
+            }
+          },
+          wrapped: async () => {
+            for await (const _ of await metered.chat.completions.create(usageStreamBody)) {
               // read every chunk
             }
           },
