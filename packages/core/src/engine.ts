@@ -1,6 +1,6 @@
 import { type QuotaEngineOptions, type ResolvedConfig, resolveConfig } from './config.js';
 import { Decision } from './decision.js';
-import { QuotaStoreError, QuotaValidationError } from './errors.js';
+import { isStaleOverridesError, QuotaStoreError, QuotaValidationError } from './errors.js';
 import { type EvaluationContext, evaluateResource } from './evaluate.js';
 import type { QuotaEngineEvents, ThresholdListener } from './events.js';
 import { LedgerWriter, toUsageEvent, type UsageDetails } from './ledger-writer.js';
@@ -82,6 +82,14 @@ interface SyncStore {
 }
 
 const NO_VALUES: readonly number[] = Object.freeze([]);
+/**
+ * Attempts of a decision that name the overrides' version to a store that versions them; one
+ * more follows without a check, so that overrides changed again and again (a script setting
+ * quotas in a loop) cannot keep a decision from being made.
+ */
+const CHECKED_ATTEMPTS = 2;
+/** What a store call answers when the store said the overrides changed: plan again. */
+const STALE = Symbol('stale overrides');
 const NO_RESULTS: readonly QuotaCheckResult[] = Object.freeze([]);
 
 /**
@@ -203,17 +211,23 @@ export class QuotaEngine {
     amount: unknown,
   ): Promise<QuotaCheckResult> {
     const subject = toSubject(request);
-    let runtime = this.#overrides.peek(subject);
-    if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
-    const resource = validateResource(resourceName, this.#rules, runtime);
-    const checked = validateAmount(resource, amount, false);
-    const now = this.#clock();
-    const plan = this.#planner.begin();
-    const resourcePlan = this.#planner.add(plan, resource, checked, subject, now, false, runtime);
-    const values = this.#sync
-      ? this.#readSync(this.#sync, plan, subject, now)
-      : await this.#read(plan, subject, now);
-    return evaluateResource(resourcePlan, this.#context(values, now, false));
+    for (let attempt = 1; ; attempt++) {
+      let runtime = this.#overrides.peek(subject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+      const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
+      const resource = validateResource(resourceName, this.#rules, runtime);
+      const checked = validateAmount(resource, amount, false);
+      const now = this.#clock();
+      const plan = this.#planner.begin();
+      plan.overridesVersion = version;
+      const resourcePlan = this.#planner.add(plan, resource, checked, subject, now, false, runtime);
+      const values = this.#sync
+        ? this.#readSync(this.#sync, plan, subject, now)
+        : await this.#read(plan, subject, now);
+      if (values !== STALE)
+        return evaluateResource(resourcePlan, this.#context(values, now, false));
+      this.#overrides.forget();
+    }
   }
 
   /**
@@ -227,16 +241,24 @@ export class QuotaEngine {
     const traced = this.#telemetry?.begin('check');
     try {
       const subject = toSubject(request);
-      let runtime = this.#overrides.peek(subject);
-      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
-      const now = this.#clock();
-      const plan = this.#plan(request.amounts, subject, now, false, runtime);
-      const values = this.#sync
-        ? this.#readSync(this.#sync, plan, subject, now)
-        : await this.#read(plan, subject, now);
-      const decision = this.#decide(plan, this.#context(values, now, false), true);
-      if (traced) this.#telemetry!.end(traced, Object.values(decision.results), false);
-      return decision;
+      for (let attempt = 1; ; attempt++) {
+        let runtime = this.#overrides.peek(subject);
+        if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+        const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
+        const now = this.#clock();
+        const plan = this.#plan(request.amounts, subject, now, false, runtime);
+        plan.overridesVersion = version;
+        const values = this.#sync
+          ? this.#readSync(this.#sync, plan, subject, now)
+          : await this.#read(plan, subject, now);
+        if (values === STALE) {
+          this.#overrides.forget();
+          continue;
+        }
+        const decision = this.#decide(plan, this.#context(values, now, false), true);
+        if (traced) this.#telemetry!.end(traced, Object.values(decision.results), false);
+        return decision;
+      }
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
@@ -306,28 +328,37 @@ export class QuotaEngine {
     const traced = this.#telemetry?.begin('consume');
     try {
       const subject = toSubject(request);
-      let runtime = this.#overrides.peek(subject);
-      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
-      const now = this.#clock();
-      const plan = this.#plan(request.amounts, subject, now, true, runtime);
-      let decision: Decision;
-      if (plan.perRequestRefused || plan.counters.length === 0 || plan.storeUnavailable) {
-        decision = await this.#admit(plan, subject, now, undefined);
-      } else {
-        // #admit's common case, inlined: one async frame less on every networked consume.
-        let outcome: StoreConsumeResult | undefined;
-        try {
-          const storeRequest = this.#consumeRequest(plan, subject, now, undefined);
-          outcome = await this.#timed(this.#store.consume(storeRequest));
-        } catch {
-          // The decision says `unknown` and follows failureMode; telemetry shows the failure.
+      for (let attempt = 1; ; attempt++) {
+        let runtime = this.#overrides.peek(subject);
+        if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+        const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
+        const now = this.#clock();
+        const plan = this.#plan(request.amounts, subject, now, true, runtime);
+        plan.overridesVersion = version;
+        let decision: Decision | typeof STALE;
+        if (plan.perRequestRefused || plan.counters.length === 0 || plan.storeUnavailable) {
+          decision = await this.#admit(plan, subject, now, undefined);
+        } else {
+          // #admit's common case, inlined: one async frame less on every networked consume.
+          let outcome: StoreConsumeResult | undefined;
+          let stale = false;
+          try {
+            const storeRequest = this.#consumeRequest(plan, subject, now, undefined);
+            outcome = await this.#timed(this.#store.consume(storeRequest));
+          } catch (error) {
+            // Otherwise the decision says `unknown` and follows failureMode; telemetry shows
+            // the failure.
+            stale = isStaleOverridesError(error);
+          }
+          decision = stale
+            ? STALE
+            : outcome === undefined
+              ? this.#admitted(plan, null, this.#allowedWhenUnknown, now)
+              : this.#admitted(plan, outcome.values, outcome.allowed, now);
         }
-        decision =
-          outcome === undefined
-            ? this.#admitted(plan, null, this.#allowedWhenUnknown, now)
-            : this.#admitted(plan, outcome.values, outcome.allowed, now);
+        if (decision !== STALE) return this.#consumed(traced, plan, subject, now, decision);
+        this.#overrides.forget();
       }
-      return this.#consumed(traced, plan, subject, now, decision);
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
       throw error;
@@ -384,15 +415,24 @@ export class QuotaEngine {
       const subject = toSubject(request);
       const ttlMs =
         request.ttlMs === undefined ? this.#config.reservationTtlMs : validateTtl(request.ttlMs);
-      let runtime = this.#overrides.peek(subject);
-      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
-      const now = this.#clock();
-      const plan = this.#plan(request.amounts, subject, now, true, runtime);
       const id = this.#reservationIds.next();
       const hold = { id, ttlMs };
-      const decision = this.#sync
-        ? this.#admitSync(this.#sync, plan, subject, now, hold)
-        : await this.#admit(plan, subject, now, hold);
+      let plan: OperationPlan;
+      let decision: Decision | typeof STALE;
+      let now: number;
+      let attempt = 0;
+      do {
+        if (attempt++ > 0) this.#overrides.forget();
+        let runtime = this.#overrides.peek(subject);
+        if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+        const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
+        now = this.#clock();
+        plan = this.#plan(request.amounts, subject, now, true, runtime);
+        plan.overridesVersion = version;
+        decision = this.#sync
+          ? this.#admitSync(this.#sync, plan, subject, now, hold)
+          : await this.#admit(plan, subject, now, hold);
+      } while (decision === STALE);
       this.#observe(traced, decision, subject, now);
       const reserved = new Map<string, number>();
       for (const resourcePlan of plan.resources) {
@@ -452,16 +492,25 @@ export class QuotaEngine {
   async getAllQuotasStatus(subject: Subject): Promise<AllQuotasStatus> {
     requireObject(subject, 'getAllQuotasStatus');
     const cleanSubject = toSubject(subject);
-    let runtime = this.#overrides.peek(cleanSubject);
-    if (runtime === undefined) runtime = await this.#overrides.forSubject(cleanSubject);
-    const now = this.#clock();
-    const plan = this.#planner.begin();
-    for (const resource of this.#rules.resources(runtime)) {
-      this.#planner.add(plan, resource, 0, cleanSubject, now, false, runtime);
-    }
-    const values = this.#sync
-      ? this.#readSync(this.#sync, plan, cleanSubject, now)
-      : await this.#read(plan, cleanSubject, now);
+    let plan: OperationPlan;
+    let values: readonly number[] | null | typeof STALE;
+    let now: number;
+    let attempt = 0;
+    do {
+      if (attempt++ > 0) this.#overrides.forget();
+      let runtime = this.#overrides.peek(cleanSubject);
+      if (runtime === undefined) runtime = await this.#overrides.forSubject(cleanSubject);
+      const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
+      now = this.#clock();
+      plan = this.#planner.begin();
+      plan.overridesVersion = version;
+      for (const resource of this.#rules.resources(runtime)) {
+        this.#planner.add(plan, resource, 0, cleanSubject, now, false, runtime);
+      }
+      values = this.#sync
+        ? this.#readSync(this.#sync, plan, cleanSubject, now)
+        : await this.#read(plan, cleanSubject, now);
+    } while (values === STALE);
     const context = this.#context(values, now, false);
     const quotas: Record<string, QuotaStatusReport> = {};
     for (const resourcePlan of plan.resources) {
@@ -677,11 +726,13 @@ export class QuotaEngine {
     subject: Subject,
     now: number,
     hold: { id: string; ttlMs: number } | undefined,
-  ): Promise<Decision> {
+  ): Promise<Decision | typeof STALE> {
     let values: readonly number[] | null;
     let allowed: boolean;
     if (plan.perRequestRefused) {
-      values = await this.#read(plan, subject, now);
+      const read = await this.#read(plan, subject, now);
+      if (read === STALE) return STALE;
+      values = read;
       allowed = false;
     } else if (plan.counters.length === 0) {
       values = NO_VALUES;
@@ -692,7 +743,8 @@ export class QuotaEngine {
         const outcome = await this.#bounded(plan, this.#store.consume(request));
         values = outcome.values;
         allowed = outcome.allowed;
-      } catch {
+      } catch (error) {
+        if (isStaleOverridesError(error)) return STALE;
         // The decision says `unknown` and follows failureMode; telemetry shows the failure.
         values = null;
         allowed = this.#allowedWhenUnknown;
@@ -745,6 +797,7 @@ export class QuotaEngine {
       limits: plan.limits,
       hold,
       usage: hold === undefined ? this.#storeUsage(plan, subject, now) : undefined,
+      overridesVersion: plan.overridesVersion,
     };
   }
 
@@ -940,20 +993,29 @@ export class QuotaEngine {
     }
   }
 
+  /**
+   * The plan's counters from an asynchronous store: null when it failed ({@link STALE} when it
+   * said the overrides changed since the plan was made: plan again).
+   */
   async #read(
     plan: OperationPlan,
     subject: Subject,
     now: number,
-  ): Promise<readonly number[] | null> {
+  ): Promise<readonly number[] | null | typeof STALE> {
     if (plan.counters.length === 0) return NO_VALUES;
-    const request = { now, subject, counters: plan.counters };
+    const request = {
+      now,
+      subject,
+      counters: plan.counters,
+      overridesVersion: plan.overridesVersion,
+    };
     try {
       const outcome: StoreReadResult = this.#sync
         ? this.#sync.readSync(request)
         : await this.#bounded(plan, this.#store.read(request));
       return outcome.values;
-    } catch {
-      return null;
+    } catch (error) {
+      return isStaleOverridesError(error) ? STALE : null;
     }
   }
 

@@ -174,3 +174,27 @@ export class QuotaStoreError extends QuotaError {
     super('quota_store', message, options);
   }
 }
+
+/**
+ * For store implementers: a read or consume that named an `overridesVersion` other than the
+ * store's current one (another engine set or removed a run-time quota since the caller listed
+ * them) was not applied. The engine then reads the overrides again and repeats the operation;
+ * it never reaches an application. A QuotaStoreError, so that code which does not know it
+ * treats it as a failed call.
+ */
+export class StaleOverridesError extends QuotaStoreError {
+  constructor(message = 'The run-time quotas changed since they were read: nothing was applied') {
+    super(message);
+  }
+}
+
+/**
+ * Whether `error` is a {@link StaleOverridesError}, also one from another copy of the package
+ * (a store built against its own dependency on @quotakit/core).
+ */
+export function isStaleOverridesError(error: unknown): boolean {
+  return (
+    error instanceof StaleOverridesError ||
+    (isQuotaError(error) && (error as Error).name === 'StaleOverridesError')
+  );
+}

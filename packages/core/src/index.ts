@@ -19,6 +19,7 @@ export { createQuotaEngine, QuotaEngine } from './engine.js';
 export {
   type ErrorClass,
   isQuotaError,
+  isStaleOverridesError,
   QuotaConfigError,
   QuotaError,
   type QuotaErrorCode,
@@ -26,6 +27,7 @@ export {
   QuotaStoreError,
   QuotaValidationError,
   quotaExceededErrorAs,
+  StaleOverridesError,
 } from './errors.js';
 export type { QuotaEngineEvents, ThresholdEvent, ThresholdListener } from './events.js';
 export { optionKeys, rejectUnknownOptions } from './known-options.js';
@@ -121,8 +123,10 @@ export type {
   StoreRecordRequest,
   StoreRecordResult,
   StoreRequestBase,
+  StoreRuleBoundRequest,
   StoreSettleRequest,
   StoreSettleResult,
+  VersionedOverrides,
 } from './store.js';
 export { MAX_ID_LENGTH, type Subject } from './subject.js';
 export {

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { QuotaConfigError } from './errors.js';
+import { QuotaConfigError, StaleOverridesError } from './errors.js';
 import { ExpiryQueue, type QueuedItem } from './expiry-queue.js';
 import { optionKeys, rejectUnknownOptions } from './known-options.js';
 import { fitsWithin } from './statuses.js';
@@ -18,6 +18,7 @@ import type {
   StoreRecordResult,
   StoreSettleRequest,
   StoreSettleResult,
+  VersionedOverrides,
 } from './store.js';
 import type { Subject } from './subject.js';
 
@@ -77,6 +78,8 @@ export class MemoryStore implements QuotaStore {
   /** Overrides by `scope|id`, then by resource. Never evicted: they are configuration. */
   readonly #overrides = new Map<string, Map<string, StoredOverride>>();
   #overrideCount = 0;
+  /** Changes with every override written (see {@link listVersionedOverrides}). */
+  #overridesVersion = '0';
   readonly #reservations = new Map<string, HeldReservation>();
   readonly #expiries = new ExpiryQueue<HeldReservation>();
 
@@ -118,19 +121,19 @@ export class MemoryStore implements QuotaStore {
   }
 
   read(request: StoreReadRequest): Promise<StoreReadResult> {
-    return Promise.resolve(this.readSync(request));
+    return answer(() => this.readSync(request));
   }
 
   consume(request: StoreConsumeRequest): Promise<StoreConsumeResult> {
-    return Promise.resolve(this.consumeSync(request));
+    return answer(() => this.consumeSync(request));
   }
 
   record(request: StoreRecordRequest): Promise<StoreRecordResult> {
-    return Promise.resolve(this.recordSync(request));
+    return answer(() => this.recordSync(request));
   }
 
   settle(request: StoreSettleRequest): Promise<StoreSettleResult> {
-    return Promise.resolve(this.settleSync(request));
+    return answer(() => this.settleSync(request));
   }
 
   getOverrides(request: { readonly subject: Subject }): Promise<readonly StoredOverride[]> {
@@ -146,13 +149,17 @@ export class MemoryStore implements QuotaStore {
     }
     if (!byResource.has(override.resource)) this.#overrideCount += 1;
     byResource.set(override.resource, freezeOverride(override));
+    this.#overridesChanged();
     return Promise.resolve();
   }
 
   removeOverride(key: OverrideKey): Promise<boolean> {
     const byResource = this.#overrides.get(`${key.scope}|${key.id}`);
     const removed = byResource?.delete(key.resource) ?? false;
-    if (removed) this.#overrideCount -= 1;
+    if (removed) {
+      this.#overrideCount -= 1;
+      this.#overridesChanged();
+    }
     if (byResource?.size === 0) this.#overrides.delete(`${key.scope}|${key.id}`);
     return Promise.resolve(removed);
   }
@@ -167,6 +174,16 @@ export class MemoryStore implements QuotaStore {
       }
     }
     return Promise.resolve(found);
+  }
+
+  /**
+   * Every override with their version, which changes with each `setOverride` and
+   * `removeOverride`; reads and consumes that name another version are refused with a
+   * StaleOverridesError. (An engine reads an in-process store directly and needs no version:
+   * this serves engines that see the store only through its asynchronous methods.)
+   */
+  async listVersionedOverrides(): Promise<VersionedOverrides> {
+    return { version: this.#overridesVersion, overrides: await this.listOverrides({}) };
   }
 
   claim(request: StoreClaimRequest): Promise<boolean> {
@@ -203,6 +220,17 @@ export class MemoryStore implements QuotaStore {
     return found;
   }
 
+  #overridesChanged(): void {
+    this.#overridesVersion = String(Number(this.#overridesVersion) + 1);
+  }
+
+  /** @throws StaleOverridesError when a request names an overrides version not current. */
+  #checkVersion(version: string | undefined): void {
+    if (version !== undefined && version !== this.#overridesVersion) {
+      throw new StaleOverridesError();
+    }
+  }
+
   /** Synchronous {@link claim}. */
   claimSync(request: StoreClaimRequest): boolean {
     const claimedUntil = this.#claims.get(request.key);
@@ -213,6 +241,7 @@ export class MemoryStore implements QuotaStore {
 
   /** Synchronous {@link read}: lets the engine skip a promise on the in-memory hot path. */
   readSync(request: StoreReadRequest): StoreReadResult {
+    this.#checkVersion(request.overridesVersion);
     this.#expireReservations(request.now);
     const { counters, now } = request;
     const values = new Array<number>(counters.length);
@@ -225,6 +254,7 @@ export class MemoryStore implements QuotaStore {
 
   /** Synchronous {@link consume}. */
   consumeSync(request: StoreConsumeRequest): StoreConsumeResult {
+    this.#checkVersion(request.overridesVersion);
     const { now, counters, limits } = request;
     this.#expireReservations(now);
     const entries = this.#lookup(counters, now);
@@ -355,4 +385,13 @@ function valuesOf(entries: readonly (CounterEntry | undefined)[], count: number)
   const values = new Array<number>(count);
   for (let i = 0; i < count; i++) values[i] = entries[i]?.value ?? 0;
   return values;
+}
+
+/** A synchronous answer as a promise: a throw becomes a rejection, as from any store. */
+function answer<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }

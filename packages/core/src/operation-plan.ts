@@ -52,6 +52,11 @@ export interface OperationPlan {
    * two (see {@link OVERRIDES_UNAVAILABLE}).
    */
   storeUnavailable: boolean;
+  /**
+   * The version of the run-time overrides the plan was made with, for a store that versions
+   * them: the store applies the plan only at that version (see StoreRuleBoundRequest).
+   */
+  overridesVersion: string | undefined;
 }
 
 /**
@@ -83,6 +88,7 @@ export class Planner {
       limits: [],
       perRequestRefused: false,
       storeUnavailable: false,
+      overridesVersion: undefined,
     };
   }
 

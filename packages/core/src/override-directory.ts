@@ -14,11 +14,13 @@ const TOO_MANY_RETRY_MS = 60_000;
  * answers for them all.
  */
 export class OverrideDirectory {
-  readonly #list: () => Promise<readonly StoredOverride[]>;
+  readonly #list: () => Promise<ListedOverrides>;
   readonly #ttlMs: number;
   readonly #onError: (error: unknown) => void;
   /** Overrides by `scope|id`; undefined until listed, and after {@link forget}. */
   #byId: Map<string, StoredOverride[]> | undefined;
+  /** The store's version of the listing in #byId, when the store versions its overrides. */
+  #version: string | undefined;
   #listedAt = Number.NEGATIVE_INFINITY;
   #listing: Promise<void> | undefined;
   /** When (`performance.now()`) the listing in progress began. */
@@ -29,12 +31,13 @@ export class OverrideDirectory {
   #generation = 0;
 
   /**
-   * @param list - every override of the store (its `listOverrides({})`).
+   * @param list - every override of the store (its `listOverrides({})`), with their version
+   *   when the store has one (`listVersionedOverrides()`).
    * @param ttlMs - how long a listing is trusted; 0 turns the directory off.
    * @param onError - receives a listing that failed.
    */
   constructor(
-    list: () => Promise<readonly StoredOverride[]>,
+    list: () => Promise<ListedOverrides>,
     ttlMs: number,
     onError: (error: unknown) => void,
   ) {
@@ -83,19 +86,33 @@ export class OverrideDirectory {
     return this.#byId === undefined ? undefined : this.peek(subject, this.#listedAt);
   }
 
-  /** Drops the listing, so that the next lookup lists again (after this engine's own change). */
+  /**
+   * The store's version of the current listing: undefined when there is none, or the store
+   * does not version its overrides. Read it together with a {@link peek} or {@link lookup}
+   * answer, in the same turn.
+   */
+  get version(): string | undefined {
+    return this.#byId === undefined ? undefined : this.#version;
+  }
+
+  /**
+   * Drops the listing, so that the next lookup lists again (after this engine's own change,
+   * or when the store said the overrides changed).
+   */
   forget(): void {
     this.#byId = undefined;
+    this.#version = undefined;
     this.#generation += 1;
   }
 
   async #relist(now: number): Promise<void> {
     const generation = this.#generation;
-    const all = await this.#list();
+    const { overrides: all, version } = await this.#list();
     // Begun before this engine changed an override: it may miss the change.
     if (generation !== this.#generation) return;
     if (all.length > MAX_DIRECTORY_SIZE) {
       this.#byId = undefined;
+      this.#version = undefined;
       this.#tooManyUntil = now + TOO_MANY_RETRY_MS;
       return;
     }
@@ -107,8 +124,15 @@ export class OverrideDirectory {
       else own.push(override);
     }
     this.#byId = byId;
+    this.#version = version;
     this.#listedAt = now;
   }
+}
+
+/** What the directory lists: every override, with the store's version of them if it has one. */
+export interface ListedOverrides {
+  readonly overrides: readonly StoredOverride[];
+  readonly version: string | undefined;
 }
 
 const NONE: readonly StoredOverride[] = Object.freeze([]);

@@ -56,7 +56,9 @@ type SyncOverrideStore = QuotaStore & {
  * whole (one call, while it holds at most 10,000 overrides; see {@link OverrideDirectory}) or
  * else read once per id, and what was read is trusted for `cacheTtlMs` (by the engine's
  * clock), so another instance's change shows within that time and this instance's own
- * changes show at once.
+ * changes show at once. A store that versions its overrides (`listVersionedOverrides`) checks
+ * the listing's version with every read and consume, so that there another instance's change
+ * shows at the next decision as well.
  */
 export class RuntimeOverrides {
   readonly #options: RuntimeOverridesOptions;
@@ -71,11 +73,20 @@ export class RuntimeOverrides {
   });
 
   readonly #directory: OverrideDirectory;
+  /** The store versions its overrides and the directory is on: decisions name the version. */
+  readonly #versioned: boolean;
 
   constructor(options: RuntimeOverridesOptions) {
     this.#options = options;
+    const shared = options.store;
+    this.#versioned = typeof shared.listVersionedOverrides === 'function' && options.cacheTtlMs > 0;
     this.#directory = new OverrideDirectory(
-      () => options.timed(options.store.listOverrides({})),
+      this.#versioned
+        ? () => options.timed(shared.listVersionedOverrides!())
+        : () =>
+            options
+              .timed(shared.listOverrides({}))
+              .then((overrides) => ({ overrides, version: undefined })),
       options.cacheTtlMs,
       options.onError,
     );
@@ -94,11 +105,26 @@ export class RuntimeOverrides {
    */
   peek(subject: Subject): RuntimeRules | null | undefined {
     if (this.#sync !== undefined) return this.forSubjectSync(subject);
-    if (this.#options.store.hasNoOverrides?.() === true) return null;
+    // A versioned store's hint would leave the decision without a version to check.
+    if (!this.#versioned && this.#options.store.hasNoOverrides?.() === true) return null;
     const now = this.#options.clock();
     const listed = this.#directory.peek(subject, now);
     if (listed !== undefined) return this.#index(listed);
     return this.#cached(subject, now);
+  }
+
+  /**
+   * The version of the overrides behind the last {@link peek} or {@link forSubject} answer,
+   * when the store versions them and the answer came from its listing; undefined otherwise
+   * (nothing to check). Read in the same turn as the answer.
+   */
+  get version(): string | undefined {
+    return this.#versioned ? this.#directory.version : undefined;
+  }
+
+  /** The store said the overrides changed since they were listed: list them again. */
+  forget(): void {
+    this.#directory.forget();
   }
 
   /** From the cache alone: undefined unless every id of the subject is cached and fresh. */

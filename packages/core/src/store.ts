@@ -43,11 +43,29 @@ export interface StoreRequestBase {
   readonly counters: readonly StoreCounter[];
 }
 
+/** Fields of the requests whose outcome depends on the subject's rules (reads, consumes). */
+export interface StoreRuleBoundRequest {
+  /**
+   * For a store with {@link QuotaStore.listVersionedOverrides}: the version of the run-time
+   * overrides the engine planned with. When the store's current version differs, it applies
+   * nothing and rejects with a StaleOverridesError (the engine lists again and repeats).
+   * Undefined: no check.
+   */
+  readonly overridesVersion?: string;
+}
+
+/** Every run-time override of a store and the version they are at ({@link QuotaStore.listVersionedOverrides}). */
+export interface VersionedOverrides {
+  /** Changes with every write of an override; opaque. */
+  readonly version: string;
+  readonly overrides: readonly StoredOverride[];
+}
+
 /** Read counters; nothing is written. */
-export type StoreReadRequest = StoreRequestBase;
+export interface StoreReadRequest extends StoreRequestBase, StoreRuleBoundRequest {}
 
 /** Check every limit and, if all admit, add every amount. */
-export interface StoreConsumeRequest extends StoreRequestBase {
+export interface StoreConsumeRequest extends StoreRequestBase, StoreRuleBoundRequest {
   readonly limits: readonly StoreLimit[];
   /**
    * Keep the added amounts as a reservation under this id until it is settled, or until
@@ -162,6 +180,14 @@ export interface QuotaStore {
   removeOverride(key: OverrideKey): Promise<boolean>;
   /** Overrides matching the filter, in no particular order. */
   listOverrides(filter: OverrideFilter): Promise<readonly StoredOverride[]>;
+  /**
+   * Optional: every override with the version of the whole set, read atomically. A store that
+   * offers it changes the version with every `setOverride` and `removeOverride`, and honours
+   * `overridesVersion` in read and consume requests: an engine then decides with every other
+   * engine's run-time quotas as they stand, instead of as it last listed them (up to
+   * `overrideCacheTtlMs` before).
+   */
+  listVersionedOverrides?(): Promise<VersionedOverrides>;
   /**
    * Atomically claims `key`: true for the first caller until `ttlMs` passes, false for every
    * other caller meanwhile, across every engine sharing the store.

@@ -20,6 +20,7 @@ export function asyncView(
     setOverride: fail.setOverride ?? ((o) => memory.setOverride(o)),
     removeOverride: fail.removeOverride ?? ((k) => memory.removeOverride(k)),
     listOverrides: fail.listOverrides ?? ((f) => memory.listOverrides(f)),
+    listVersionedOverrides: fail.listVersionedOverrides ?? (() => memory.listVersionedOverrides()),
     claim: fail.claim ?? ((c) => memory.claim(c)),
   };
 }

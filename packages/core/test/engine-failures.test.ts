@@ -129,7 +129,7 @@ describe('a failing store gives a defined answer', () => {
 
     it('answers unknown right after the override lookup times out', async () => {
       const engine = createQuotaEngine({
-        store: { ...failingStore('hang'), listOverrides: hang },
+        store: { ...failingStore('hang'), listOverrides: hang, listVersionedOverrides: hang },
         failureMode: 'closed',
         storeTimeoutMs: 100,
         defaults,
@@ -154,7 +154,7 @@ describe('a failing store gives a defined answer', () => {
     it('still takes an answer the store gives at once, as an insured store does', async () => {
       const memory = new MemoryStore();
       const engine = createQuotaEngine({
-        store: { ...asyncView(memory), listOverrides: hang },
+        store: { ...asyncView(memory), listOverrides: hang, listVersionedOverrides: hang },
         failureMode: 'closed',
         storeTimeoutMs: 100,
         defaults,
@@ -176,6 +176,8 @@ describe('a failing store gives a defined answer', () => {
       ...asyncView(memory),
       listOverrides: (filter) =>
         down ? Promise.reject(new Error('ECONNRESET')) : memory.listOverrides(filter),
+      listVersionedOverrides: () =>
+        down ? Promise.reject(new Error('ECONNRESET')) : memory.listVersionedOverrides(),
       getOverrides: (request) =>
         down ? Promise.reject(new Error('ECONNRESET')) : memory.getOverrides(request),
       consume: (request) =>
@@ -194,6 +196,7 @@ describe('a failing store gives a defined answer', () => {
     const store: QuotaStore = {
       ...asyncView(memory),
       listOverrides: () => Promise.reject(new Error('cannot list now')),
+      listVersionedOverrides: () => Promise.reject(new Error('cannot list now')),
     };
     const engine = createQuotaEngine({ store, defaults, onError: () => {} });
     await engine.consume({ userId: 'u', amounts: { llm_requests: 1 } });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { manualClock } from '../../../test-support/manual-clock.js';
 import { createQuotaEngine, type QuotaEngine } from '../src/engine.js';
-import { QuotaValidationError } from '../src/errors.js';
+import { QuotaValidationError, StaleOverridesError } from '../src/errors.js';
 import { MemoryStore } from '../src/memory-store.js';
 import { MAX_DIRECTORY_SIZE } from '../src/override-directory.js';
 import { asyncView } from './async-store.js';
@@ -89,9 +89,9 @@ describe('run-time overrides', () => {
     expect(await engine.listQuotas()).toEqual([]);
   });
 
-  it('reach another engine on a networked store within overrideCacheTtlMs', async () => {
+  it('reach another engine on a networked store without versions within overrideCacheTtlMs', async () => {
     const clock = manualClock('2026-11-28T12:00:00Z');
-    const store = asyncView(new MemoryStore());
+    const { listVersionedOverrides: _, ...store } = asyncView(new MemoryStore());
     const writer = createQuotaEngine({ store, defaults, clock: clock.now });
     const reader = createQuotaEngine({
       store,
@@ -112,6 +112,56 @@ describe('run-time overrides', () => {
     expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(1000);
     clock.advance(5_000);
     expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(3);
+  });
+
+  it('reach another engine on a store with versions at its next decision', async () => {
+    const clock = manualClock('2026-11-28T12:00:00Z');
+    const memory = new MemoryStore();
+    const store = asyncView(memory);
+    let listings = 0;
+    store.listVersionedOverrides = () => {
+      listings += 1;
+      return memory.listVersionedOverrides();
+    };
+    const writer = createQuotaEngine({ store, defaults, clock: clock.now });
+    const reader = createQuotaEngine({ store, defaults, clock: clock.now });
+    const key = { scope: 'user' as const, id: 'u', resource: 'llm_tokens' };
+    expect((await reader.consume({ userId: 'u', amounts: { llm_tokens: 2 } })).allowed).toBe(true);
+    expect(listings).toBe(1);
+    await writer.setQuota({ ...key, limit: 3, period: 'per_day' });
+    // The reader's consume is refused by the store (stale version), lists again, and decides.
+    const refused = await reader.consume({ userId: 'u', amounts: { llm_tokens: 2 } });
+    expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 3, used: 2 });
+    expect((await reader.checkQuota({ userId: 'u', resource: 'llm_tokens' })).limit).toBe(3);
+    expect((await reader.getQuotaStatus('llm_tokens', { userId: 'u' })).limit).toBe(3);
+    await writer.removeQuota(key);
+    expect((await reader.checkQuotas({ userId: 'u', amounts: { llm_tokens: 1 } })).allowed).toBe(
+      true,
+    );
+    // Nothing changed since: one listing per change (the writer's 2 after its own writes).
+    expect((await reader.reserve({ userId: 'u', amounts: { llm_tokens: 2 } })).allowed).toBe(true);
+    expect(listings).toBeLessThanOrEqual(5);
+    expect((await reader.getAllQuotasStatus({ userId: 'u' })).quotas.llm_tokens).toMatchObject({
+      limit: 1000,
+      used: 4,
+    });
+  });
+
+  it('decide with no version check after the overrides change under two attempts', async () => {
+    const memory = new MemoryStore();
+    const store = asyncView(memory);
+    let version = 0;
+    // A store whose overrides change between every listing and the decision that follows.
+    store.listVersionedOverrides = async () => ({ version: String(version++), overrides: [] });
+    store.consume = (request) =>
+      request.overridesVersion === undefined
+        ? memory.consume(request)
+        : Promise.reject(new StaleOverridesError());
+    const engine = createQuotaEngine({ store, defaults });
+    const decision = await engine.consume({ userId: 'u', amounts: { llm_tokens: 1 } });
+    expect(decision.results.llm_tokens).toMatchObject({ status: 'within_limit', used: 1 });
+    // Listed before each attempt; the third decides with the newest listing, unchecked.
+    expect(version).toBe(3);
   });
 
   it('are not looked up while the store knows that none exist', async () => {
@@ -165,6 +215,10 @@ describe('run-time overrides', () => {
       listOverrides: (filter: Parameters<MemoryStore['listOverrides']>[0]) => {
         calls.listOverrides += 1;
         return memory.listOverrides(filter);
+      },
+      listVersionedOverrides: () => {
+        calls.listOverrides += 1;
+        return memory.listVersionedOverrides();
       },
     };
     return { store, calls };

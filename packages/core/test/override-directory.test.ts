@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type ListedOverrides,
   ListingFailedError,
   MAX_DIRECTORY_SIZE,
   OverrideDirectory,
@@ -15,12 +16,12 @@ const override = (id: string, limit: number): StoredOverride => ({
 
 /** A store listing that the test answers by hand. */
 function manualListing() {
-  const pending: Array<(all: readonly StoredOverride[]) => void> = [];
+  const pending: Array<(all: readonly StoredOverride[], version?: string) => void> = [];
   let calls = 0;
   const list = () =>
-    new Promise<readonly StoredOverride[]>((resolve) => {
+    new Promise<ListedOverrides>((resolve) => {
       calls += 1;
-      pending.push(resolve);
+      pending.push((overrides, version) => resolve({ overrides, version }));
     });
   return { list, pending, calls: () => calls };
 }
@@ -51,13 +52,29 @@ describe('OverrideDirectory', () => {
     expect(await after).toEqual([override('a', 7)]);
   });
 
+  it("keeps the store's version of its listing until forget()", async () => {
+    const { list, pending } = manualListing();
+    const directory = new OverrideDirectory(list, 5_000, () => {});
+    expect(directory.version).toBeUndefined();
+    const first = directory.lookup({ userId: 'a' }, 0);
+    pending.shift()!([override('a', 5)], '41');
+    await first;
+    expect(directory.version).toBe('41');
+    directory.forget(); // the store said the overrides changed
+    expect(directory.version).toBeUndefined();
+    const second = directory.lookup({ userId: 'a' }, 1);
+    pending.shift()!([override('a', 9)], '42');
+    expect(await second).toEqual([override('a', 9)]);
+    expect(directory.version).toBe('42');
+  });
+
   it('rejects after reporting a failed listing, and lists again next time', async () => {
     const errors: unknown[] = [];
     let fail = true;
     const directory = new OverrideDirectory(
       async () => {
         if (fail) throw new Error('store down');
-        return [override('a', 3)];
+        return { overrides: [override('a', 3)], version: undefined };
       },
       5_000,
       (error) => errors.push(error),
@@ -77,18 +94,19 @@ describe('OverrideDirectory', () => {
     const crowded = new OverrideDirectory(
       async () => {
         calls += 1;
-        return many;
+        return { overrides: many, version: '1' };
       },
       5_000,
       () => {},
     );
     expect(await crowded.lookup({ userId: 'u0' }, 0)).toBeUndefined();
+    expect(crowded.version).toBeUndefined(); // nothing listed to check a version of
     expect(await crowded.lookup({ userId: 'u0' }, 30_000)).toBeUndefined();
     expect(calls).toBe(1); // not listed again for a minute
     const off = new OverrideDirectory(
       async () => {
         calls += 1;
-        return [];
+        return { overrides: [], version: undefined };
       },
       0,
       () => {},

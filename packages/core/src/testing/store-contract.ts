@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQuotaEngine } from '../engine.js';
+import { isStaleOverridesError } from '../errors.js';
 import type { QuotaStore, StoreCounter, StoreLimit } from '../store.js';
 import type { Subject } from '../subject.js';
 import type { UsageEvent } from '../usage-ledger.js';
@@ -19,6 +20,13 @@ export interface StoreContractOptions {
    * and nothing refused or duplicated does. Defaults to `false`.
    */
   ledger?: boolean;
+  /**
+   * Engines on the store see one another's run-time quotas at their next decision, not after
+   * `overrideCacheTtlMs`: the store is in-process, or versions its overrides
+   * (`listVersionedOverrides`, checked here too when present). Defaults to `true`; false for
+   * a store that cannot (a RedisStore sharded over a cluster).
+   */
+  freshOverrides?: boolean;
 }
 
 const SUBJECT: Subject = { userId: 'contract' };
@@ -481,6 +489,85 @@ export function describeStoreContract(
         await second.removeQuota({ scope: 'user', id: userId, resource: 'llm_tokens' });
         expect((await first.consume({ userId, amounts: { llm_tokens: 60 } })).allowed).toBe(true);
       });
+
+      if (options.freshOverrides !== false) {
+        it("shows a quota set through one engine at another engine's next decision", async () => {
+          const clock = () => now;
+          const defaults = { llm_tokens: { limit: 1000, period: 'per_day' as const } };
+          // Default cache times: the second engine lists the quotas, then keeps its listing.
+          const first = createQuotaEngine({ store, clock, defaults });
+          const second = createQuotaEngine({ store, clock, defaults });
+          const userId = `engine-fresh-${suiteId}`;
+          const key = { scope: 'user' as const, id: userId, resource: 'llm_tokens' };
+          expect((await second.consume({ userId, amounts: { llm_tokens: 10 } })).allowed).toBe(
+            true,
+          );
+          await first.setQuota({ ...key, limit: 50, period: 'per_day' });
+          const refused = await second.consume({ userId, amounts: { llm_tokens: 60 } });
+          expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 50, used: 10 });
+          expect(await second.checkQuota({ userId, resource: 'llm_tokens' })).toMatchObject({
+            limit: 50,
+          });
+          const held = await second.reserve({ userId, amounts: { llm_tokens: 45 } });
+          expect(held.allowed).toBe(false);
+          await first.removeQuota(key);
+          const admitted = await second.reserve({ userId, amounts: { llm_tokens: 45 } });
+          expect(admitted.results.llm_tokens).toMatchObject({ allowed: true, limit: 1000 });
+          await admitted.release();
+          expect((await second.getAllQuotasStatus({ userId })).quotas.llm_tokens).toMatchObject({
+            limit: 1000,
+            used: 10,
+          });
+        });
+
+        it('is in-process, or applies nothing for a stale overrides version', async () => {
+          if (store.listVersionedOverrides === undefined) {
+            // An in-process store is read on every decision (the engine's sync twins).
+            expect(
+              typeof (store as { getOverridesSync?: unknown }).getOverridesSync,
+              'a networked store needs listVersionedOverrides (or freshOverrides: false)',
+            ).toBe('function');
+            return;
+          }
+          const [a] = keys('a');
+          const limits: StoreLimit[] = [{ counter: 0, limit: 10 }];
+          const before = await store.listVersionedOverrides();
+          await store.setOverride({
+            scope: 'user',
+            id: `stale-${suiteId}`,
+            resource: 'llm_tokens',
+            rules: [{ limit: 5, period: 'per_day' }],
+          });
+          const after = await store.listVersionedOverrides();
+          expect(after.version).not.toBe(before.version);
+          expect(after.overrides.some((o) => o.id === `stale-${suiteId}`)).toBe(true);
+          const counters = [counter(a!, 3)];
+          const stale = {
+            now,
+            subject: SUBJECT,
+            counters,
+            limits,
+            overridesVersion: before.version,
+          };
+          for (const attempt of [store.consume(stale), store.read(stale)]) {
+            const error = await attempt.then(
+              () => undefined,
+              (failure: unknown) => failure,
+            );
+            expect(isStaleOverridesError(error), String(error)).toBe(true);
+          }
+          expect(await read([a!])).toEqual([0]);
+          const current = { ...stale, overridesVersion: after.version };
+          expect(await store.consume(current)).toEqual({ allowed: true, values: [0] });
+          expect((await store.read(current)).values).toEqual([3]);
+          await store.removeOverride({
+            scope: 'user',
+            id: `stale-${suiteId}`,
+            resource: 'llm_tokens',
+          });
+          expect((await store.listVersionedOverrides()).version).not.toBe(after.version);
+        });
+      }
 
       it('notifies each threshold crossing once across two engines', async () => {
         const clock = () => now;
