@@ -75,6 +75,14 @@ export class KeyLayout {
     return this.#overrideCount;
   }
 
+  /**
+   * The overrides' version, bumped by every write of one. Counter scripts find it beside their
+   * reservation index (`{tag}:rx` -> `{tag}:ov`): only read there when not sharded.
+   */
+  overridesVersion(): string {
+    return `${this.globalTag}:ov`;
+  }
+
   /** Hash of one id's overrides: resource -> rules as JSON. */
   overrides(scope: OverrideScope, id: string): string {
     return `${this.overridesHead(scope)}${encodeId(id)}`;

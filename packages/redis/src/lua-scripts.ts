@@ -14,6 +14,9 @@ export interface LuaScript {
   readonly probes: boolean;
 }
 
+/** The error reply of a counter script that was sent a stale overrides version. */
+export const STALE_OVERRIDES_REPLY = 'QUOTAKIT_STALE_OVERRIDES';
+
 function script(name: string, source: string, probes = true): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex'), probes };
 }
@@ -34,6 +37,22 @@ local EXACT = 9007199254740992
 -- Expired reservations returned per call at most: a backlog drains over the next calls
 -- instead of blocking Redis in one.
 local SWEEP_LIMIT = 100
+`;
+
+/**
+ * ARGV[2] other than '0' and '1' is `=` and the overrides version the engine planned with:
+ * when the store's differs (another engine set or removed an override since), nothing is done
+ * and the error reply tells the engine to list the overrides again and plan again. Checked
+ * before anything is written. The version sits beside the reservation index in KEYS[1]
+ * ('{prefix}:rx' -> '{prefix}:ov'), in the same slot when the store is not sharded (the only
+ * case in which a version is sent).
+ */
+const VERSION_CHECK = `
+if ARGV[2] ~= '0' and ARGV[2] ~= '1' then
+  if '=' .. (redis.call('GET', string.sub(KEYS[1], 1, -3) .. 'ov') or '0') ~= ARGV[2] then
+    return redis.error_reply('${STALE_OVERRIDES_REPLY}')
+  end
+end
 `;
 
 /**
@@ -135,6 +154,7 @@ end
  * per counter start at ARGV[4], ttl '' meaning forever.
  */
 const PRELUDE = `${HEAD}
+${VERSION_CHECK}
 local n = #KEYS - 1
 local record
 if ARGV[3] ~= '' then
@@ -270,6 +290,7 @@ export const CONSUME_ONE_SCRIPT = script(
 -- Arithmetic on a numeric string converts it inside Lua's VM, where tonumber() and math.max()
 -- are library calls: this script's hot path makes none, which measured a tenth of its time in
 -- Redis when called one at a time (with cold caches).
+${VERSION_CHECK}
 local key = KEYS[2]
 local amount = ARGV[3] + 0
 local f = redis.call('HMGET', key, 'v', 'e', 'h')
@@ -417,12 +438,13 @@ return out
 );
 
 /**
- * KEYS: the override count, the id's override hash, the scope's index of ids.
- * ARGV: id, resource, rules as JSON. Replies with the new count.
+ * KEYS: the override count, the id's override hash, the scope's index of ids, the overrides
+ * version (bumped). ARGV: id, resource, rules as JSON. Replies with the new count.
  */
 export const SET_OVERRIDE_SCRIPT = script(
   'set-override',
   `
+redis.call('INCR', KEYS[4])
 if redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) == 1 then
   redis.call('SADD', KEYS[3], ARGV[1])
   return redis.call('INCR', KEYS[1])
@@ -432,7 +454,8 @@ return tonumber(redis.call('GET', KEYS[1]) or '0')
 );
 
 /**
- * KEYS: as for set. ARGV: id, resource. Replies with { removed (1 or 0), new count }.
+ * KEYS: as for set. ARGV: id, resource. Replies with { removed (1 or 0), new count }; the
+ * version is bumped when one was removed.
  */
 export const REMOVE_OVERRIDE_SCRIPT = script(
   'remove-override',
@@ -440,6 +463,7 @@ export const REMOVE_OVERRIDE_SCRIPT = script(
 if redis.call('HDEL', KEYS[2], ARGV[2]) == 0 then
   return { 0, tonumber(redis.call('GET', KEYS[1]) or '0') }
 end
+redis.call('INCR', KEYS[4])
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[1]) end
 local count = redis.call('DECR', KEYS[1])
 if count <= 0 then
@@ -451,15 +475,16 @@ return { 1, count }
 );
 
 /**
- * KEYS: the override count, then pairs of (a scope's index of ids, the key prefix of that
- * scope's override hashes: the hash of an id is that prefix followed by the id). Replies with
- * the count and, per pair, (id, fields and values) pairs.
+ * KEYS: the override count, the overrides version, then pairs of (a scope's index of ids, the
+ * key prefix of that scope's override hashes: the hash of an id is that prefix followed by
+ * the id). Replies with the count, the version and, per pair, (id, fields and values) pairs:
+ * the version of exactly what is listed.
  */
 export const LIST_OVERRIDES_SCRIPT = script(
   'list-overrides',
   `
-local out = { tonumber(redis.call('GET', KEYS[1]) or '0') }
-for p = 2, #KEYS, 2 do
+local out = { tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('GET', KEYS[2]) or '0' }
+for p = 3, #KEYS, 2 do
   local ids = redis.call('SMEMBERS', KEYS[p])
   local found = {}
   for i = 1, #ids do

@@ -19,6 +19,7 @@ import type {
   StoreSettleRequest,
   StoreSettleResult,
   Subject,
+  VersionedOverrides,
 } from '@quotakit/core';
 import { decodeId, encodeId, KeyLayout, type ShardBy } from './key-layout.js';
 import {
@@ -126,6 +127,16 @@ export class RedisStore implements QuotaStore {
   readonly timeoutMs: number;
 
   /**
+   * Every run-time override and their version, in one script (QuotaStore's optional
+   * `listVersionedOverrides`): reads and consumes that name another version do nothing and
+   * fail with a StaleOverridesError, so that every engine on this Redis decides with the
+   * overrides as they stand. Undefined with `shardBy`: the version lives in one slot, which
+   * a sharded operation cannot read atomically; engines then see another's change within
+   * their `overrideCacheTtlMs`.
+   */
+  readonly listVersionedOverrides: (() => Promise<VersionedOverrides>) | undefined;
+
+  /**
    * @throws QuotaConfigError naming the bad option (a missing client, a prefix with a brace, a
    * timeout that is not a positive whole number of ms...).
    */
@@ -137,6 +148,8 @@ export class RedisStore implements QuotaStore {
     this.#insurance = resolved.insurance;
     this.#shardBy = resolved.shardBy;
     this.#overrideHintMs = resolved.shardBy === undefined ? resolved.overrideHintMs : 0;
+    this.listVersionedOverrides =
+      resolved.shardBy === undefined ? () => this.#listVersioned() : undefined;
   }
 
   /**
@@ -325,10 +338,11 @@ export class RedisStore implements QuotaStore {
   async setOverride(override: StoredOverride): Promise<void> {
     const { scope, id, resource } = override;
     const epoch = this.#beginOverrideWrite();
-    const count = await this.#runner.run(SET_OVERRIDE_SCRIPT, 3, [
+    const count = await this.#runner.run(SET_OVERRIDE_SCRIPT, 4, [
       this.#layout.overrideCount(),
       this.#layout.overrides(scope, id),
       this.#layout.overrideIndex(scope),
+      this.#layout.overridesVersion(),
       encodeId(id),
       resource,
       JSON.stringify(override.rules),
@@ -340,10 +354,11 @@ export class RedisStore implements QuotaStore {
   async removeOverride(key: OverrideKey): Promise<boolean> {
     const { scope, id, resource } = key;
     const epoch = this.#beginOverrideWrite();
-    const [removed, count] = (await this.#runner.run(REMOVE_OVERRIDE_SCRIPT, 3, [
+    const [removed, count] = (await this.#runner.run(REMOVE_OVERRIDE_SCRIPT, 4, [
       this.#layout.overrideCount(),
       this.#layout.overrides(scope, id),
       this.#layout.overrideIndex(scope),
+      this.#layout.overridesVersion(),
       encodeId(id),
       resource,
     ])) as [number, number];
@@ -365,16 +380,28 @@ export class RedisStore implements QuotaStore {
       }
       return found;
     }
-    const keys = [layout.overrideCount()];
+    return (await this.#listAll(scopes)).overrides;
+  }
+
+  /** {@link listVersionedOverrides}, when not sharded. */
+  #listVersioned(): Promise<VersionedOverrides> {
+    return this.#listAll(SCOPES);
+  }
+
+  /** Every override of `scopes`, and the version of what was read, in one script. */
+  async #listAll(scopes: readonly OverrideScope[]): Promise<VersionedOverrides> {
+    const layout = this.#layout;
+    const keys = [layout.overrideCount(), layout.overridesVersion()];
     for (const scope of scopes) keys.push(layout.overrideIndex(scope), layout.overridesHead(scope));
     const reply = (await this.#runner.run(LIST_OVERRIDES_SCRIPT, keys.length, keys)) as unknown[];
+    const overrides: StoredOverride[] = [];
     for (const [i, scope] of scopes.entries()) {
-      const byId = reply[i + 1] as Array<string | string[]>;
+      const byId = reply[i + 2] as Array<string | string[]>;
       for (let j = 0; j < byId.length; j += 2) {
-        pushOverrides(found, scope, decodeId(byId[j] as string), byId[j + 1] as string[]);
+        pushOverrides(overrides, scope, decodeId(byId[j] as string), byId[j + 1] as string[]);
       }
     }
-    return found;
+    return { version: String(reply[1]), overrides };
   }
 
   /** Claims a one-time key (threshold notifications) until `ttlMs` passes by the request's now. */
@@ -425,7 +452,11 @@ export class RedisStore implements QuotaStore {
    */
   #argv(
     tag: string,
-    request: { readonly now: number; readonly counters: readonly StoreCounter[] },
+    request: {
+      readonly now: number;
+      readonly counters: readonly StoreCounter[];
+      readonly overridesVersion?: string;
+    },
     record: string | undefined,
     recordArg: string,
   ): string[] {
@@ -434,7 +465,7 @@ export class RedisStore implements QuotaStore {
     const argv = [layout.reservationIndex(tag)];
     for (const counter of counters) argv.push(layout.counter(tag, counter.key));
     if (record !== undefined) argv.push(record);
-    argv.push(String(request.now), this.#askOverrideCount(), recordArg);
+    argv.push(String(request.now), this.#overrideArg(request), recordArg);
     for (const counter of counters) {
       argv.push(String(counter.amount), counter.ttlMs === null ? '' : String(counter.ttlMs));
     }
@@ -456,7 +487,7 @@ export class RedisStore implements QuotaStore {
       layout.reservationIndex(tag),
       layout.counter(tag, counter.key),
       this.#nowText.of(request.now),
-      this.#askOverrideCount(),
+      this.#overrideArg(request),
       String(counter.amount),
       counter.ttlMs === null ? '' : this.#expiryText.of(request.now + counter.ttlMs),
       tightest === Number.POSITIVE_INFINITY ? '' : this.#limitText.of(tightest),
@@ -493,6 +524,17 @@ export class RedisStore implements QuotaStore {
       if (Array.isArray(reply)) this.#noteOverrideCount((reply as CounterReply)[1], epoch);
       return fromReply(reply);
     };
+  }
+
+  /**
+   * ARGV[2] of a counter script: `=` and the overrides version the engine planned with, for
+   * the script to check (see lua-scripts.ts), else the override count flag.
+   */
+  #overrideArg(request: { readonly overridesVersion?: string }): string {
+    const version = request.overridesVersion;
+    return version === undefined || this.#shardBy !== undefined
+      ? this.#askOverrideCount()
+      : `=${version}`;
   }
 
   /**

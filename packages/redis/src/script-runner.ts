@@ -1,6 +1,6 @@
-import { QuotaStoreError } from '@quotakit/core';
+import { QuotaStoreError, StaleOverridesError } from '@quotakit/core';
 import { AvailabilityGate, type Passage } from './availability-gate.js';
-import type { LuaScript } from './lua-scripts.js';
+import { type LuaScript, STALE_OVERRIDES_REPLY } from './lua-scripts.js';
 import type { RedisScriptClient } from './redis-client.js';
 import { type Expiring, TimeoutQueue } from './timeout-queue.js';
 import { WriteBatcher } from './write-batcher.js';
@@ -187,6 +187,11 @@ class ScriptCall<T, C> implements Expiring {
     if (unavailable) this.#parts.gate.failed();
     else this.#parts.gate.answered();
     if (!first) return;
+    if (!unavailable && messageOf(error).includes(STALE_OVERRIDES_REPLY)) {
+      // The script did nothing: the engine lists the overrides again and plans again.
+      this.#reject(new StaleOverridesError());
+      return;
+    }
     const message = `Redis failed on ${this.#script.name}: ${messageOf(error)}`;
     this.#reject(
       unavailable

@@ -49,10 +49,15 @@ describeWithRedis('RedisStore', () => {
     'RedisStore',
     () => new RedisStore({ client: client!, prefix, timeoutMs: 10_000 }),
   );
-  describeStoreContract("RedisStore, shardBy 'tenant', in the shard of tenant {t}:1 🚀", () =>
-    inTenant(
-      new RedisStore({ client: client!, prefix, timeoutMs: 10_000, shardBy: 'tenant' }),
-      '{t}:1 🚀',
-    ),
+  // Sharded, the overrides' version is in another slot than the operations: engines see
+  // another's change within their overrideCacheTtlMs (see RedisStore.listVersionedOverrides).
+  describeStoreContract(
+    "RedisStore, shardBy 'tenant', in the shard of tenant {t}:1 🚀",
+    () =>
+      inTenant(
+        new RedisStore({ client: client!, prefix, timeoutMs: 10_000, shardBy: 'tenant' }),
+        '{t}:1 🚀',
+      ),
+    { freshOverrides: false },
   );
 });
