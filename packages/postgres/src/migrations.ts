@@ -1,6 +1,6 @@
 import { ledgerSchemaV1 } from './ledger-schema.js';
 import type { PgPool } from './pg-pool.js';
-import { storeSchemaV1 } from './store-schema.js';
+import { storeSchemaV1, storeSchemaV2 } from './store-schema.js';
 
 /** What a set of migrations belongs to: the ledger alone, or the store (which needs it). */
 export type MigrationComponent = 'ledger' | 'store';
@@ -20,6 +20,7 @@ interface Migration {
 const MIGRATIONS: readonly Migration[] = [
   { component: 'ledger', version: 1, name: 'usage events', sql: ledgerSchemaV1 },
   { component: 'store', version: 1, name: 'counters and reservations', sql: storeSchemaV1 },
+  { component: 'store', version: 2, name: 'overrides version', sql: storeSchemaV2 },
 ];
 
 /** A migration applied by one `migrate()` call. */

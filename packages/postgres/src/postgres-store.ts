@@ -16,7 +16,9 @@ import type {
   StoreSettleResult,
   Subject,
   UsageEvent,
+  VersionedOverrides,
 } from '@quotakit/core';
+import { StaleOverridesError } from '@quotakit/core';
 import { type MigrationResult, migrate, quoteIdentifier } from './migrations.js';
 import type { PgPool } from './pg-pool.js';
 import { PostgresLedger } from './postgres-ledger.js';
@@ -158,11 +160,14 @@ export class PostgresStore implements QuotaStore {
 
   /** Reads counters (expired windows and returned reservations as 0); writes nothing. */
   async read(request: StoreReadRequest): Promise<StoreReadResult> {
-    const result = await this.#runner.query<{ v: number[] }>(this.#statements.read, [
-      request.now,
-      keysOf(request.counters),
-    ]);
-    return { values: result.rows[0]!.v };
+    const version = request.overridesVersion;
+    const result = await this.#runner.query<{ v: number[] | null }>(
+      version === undefined ? this.#statements.read : this.#statements.readChecked,
+      version === undefined
+        ? [request.now, keysOf(request.counters)]
+        : [request.now, keysOf(request.counters), version],
+    );
+    return { values: current(result.rows[0]!.v) };
   }
 
   /**
@@ -183,7 +188,8 @@ export class PostgresStore implements QuotaStore {
       previous[i] = limit.previous ?? null;
       weights[i] = limit.previous === undefined ? null : (limit.previousWeight ?? 0);
     }
-    const result = await this.#runner.query<{ v: number[] }>(this.#statements.consume, [
+    const version = request.overridesVersion;
+    const params: unknown[] = [
       request.now,
       keysOf(counters),
       amountsOf(counters),
@@ -196,8 +202,13 @@ export class PostgresStore implements QuotaStore {
       hold === undefined ? null : hold.ttlMs,
       hold === undefined ? usageOf(request) : null,
       this.timeoutMs,
-    ]);
-    const v = result.rows[0]!.v;
+    ];
+    if (version !== undefined) params.push(version);
+    const result = await this.#runner.query<{ v: number[] | null }>(
+      version === undefined ? this.#statements.consume : this.#statements.consumeChecked,
+      params,
+    );
+    const v = current(result.rows[0]!.v);
     return { allowed: v[0] === 1, values: v.slice(1) };
   }
 
@@ -322,6 +333,23 @@ export class PostgresStore implements QuotaStore {
     return result.rows.map(toOverride);
   }
 
+  /**
+   * Every run-time override and their version, in one statement (QuotaStore's optional
+   * `listVersionedOverrides`): reads and consumes that name another version do nothing and
+   * fail with a StaleOverridesError, so that every engine on the database decides with the
+   * overrides as they stand. Needs the schema's migration 2 (`migrate()`).
+   */
+  async listVersionedOverrides(): Promise<VersionedOverrides> {
+    const result = await this.#runner.query<
+      { version: string } & { [K in keyof OverrideRow]: OverrideRow[K] | null }
+    >(this.#statements.listVersionedOverrides, []);
+    const overrides: StoredOverride[] = [];
+    for (const row of result.rows) {
+      if (row.scope !== null) overrides.push(toOverride(row as OverrideRow));
+    }
+    return { version: result.rows[0]!.version, overrides };
+  }
+
   /** Claims a one-time key (threshold notifications) until `ttlMs` passes by the request's now. */
   async claim(request: StoreClaimRequest): Promise<boolean> {
     const result = await this.#runner.query(this.#statements.claim, [
@@ -425,6 +453,25 @@ function statements(schema: string, prepared: boolean) {
       `SELECT ${s}.settle($1::float8, $2::text, $3::text[], $4::float8[], $5::float8[],
         $6::json, $7::int) AS v`,
     ),
+    // The same, done only while the overrides are at the version the engine planned with
+    // (null otherwise): checked and applied in one statement.
+    readChecked: named(
+      'read_checked',
+      `SELECT CASE WHEN (SELECT version FROM ${s}.overrides_version) = $3::bigint
+       THEN ${s}.read_values($1::float8, $2::text[]) END AS v`,
+    ),
+    consumeChecked: named(
+      'consume_checked',
+      `SELECT CASE WHEN (SELECT version FROM ${s}.overrides_version) = $13::bigint
+       THEN ${s}.consume($1::float8, $2::text[], $3::float8[], $4::float8[], $5::int[],
+        $6::float8[], $7::int[], $8::float8[], $9::text, $10::float8, $11::json, $12::int)
+       END AS v`,
+    ),
+    listVersionedOverrides: named(
+      'list_versioned',
+      `SELECT v.version::text AS version, o.scope, o.id, o.resource, o.rules::text AS rules
+       FROM ${s}.overrides_version v LEFT JOIN ${s}.overrides o ON true`,
+    ),
     cleanup: named('cleanup', `SELECT ${s}.cleanup($1::float8, $2::int) AS v`),
     claim: named(
       'claim',
@@ -451,6 +498,12 @@ function statements(schema: string, prepared: boolean) {
     ),
     listOverrides: `SELECT scope, id, resource, rules::text AS rules FROM ${s}.overrides`,
   };
+}
+
+/** The values of a checked statement: null when the overrides had moved on. */
+function current(values: number[] | null): number[] {
+  if (values === null) throw new StaleOverridesError();
+  return values;
 }
 
 function keysOf(counters: readonly StoreCounter[]): string[] {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { QuotaStoreError } from '@quotakit/core';
 import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
 import type { PgPool } from './pg-pool.js';
@@ -8,10 +9,14 @@ export interface Statement {
   readonly text: string;
 }
 
+/** PostgreSQL keeps the first 63 bytes of a name (NAMEDATALEN - 1) and drops the rest. */
+const MAX_NAME_BYTES = 63;
+
 /**
  * A statement of a schema's: prepared once per connection under the name
  * `quotakit:<schema>:<name>` when `prepared`, else unnamed (parsed on every call, as poolers in
- * transaction mode need).
+ * transaction mode need). A long schema name is replaced by a digest of it: cut at 63 bytes,
+ * two statements of the schema could share a name, and one would run in place of the other.
  */
 export function schemaStatement(
   schema: string,
@@ -19,7 +24,11 @@ export function schemaStatement(
   text: string,
   prepared: boolean,
 ): Statement {
-  return prepared ? { name: `quotakit:${schema}:${name}`, text } : { text };
+  if (!prepared) return { text };
+  const full = `quotakit:${schema}:${name}`;
+  if (Buffer.byteLength(full) <= MAX_NAME_BYTES) return { name: full, text };
+  const digest = createHash('sha256').update(schema).digest('hex').slice(0, 24);
+  return { name: `quotakit:${digest}:${name}`, text };
 }
 
 /** SQLSTATEs that mean the schema is missing or older than this package. */

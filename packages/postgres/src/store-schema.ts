@@ -338,3 +338,30 @@ END
 $fn$;
 `;
 }
+
+/**
+ * Version 2: the overrides' version, one row bumped by a trigger on every override written
+ * (set, replaced or removed; a removal of nothing changes nothing), so that a read or consume
+ * can check in the same statement that the engine planned with the overrides as they stand.
+ */
+export function storeSchemaV2(s: string): string {
+  return `
+CREATE TABLE IF NOT EXISTS ${s}.overrides_version (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  version bigint NOT NULL
+);
+INSERT INTO ${s}.overrides_version (only_row, version) VALUES (true, 0) ON CONFLICT DO NOTHING;
+
+CREATE OR REPLACE FUNCTION ${s}.bump_overrides_version() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  UPDATE ${s}.overrides_version SET version = version + 1;
+  RETURN NULL;
+END
+$fn$;
+
+DROP TRIGGER IF EXISTS overrides_version ON ${s}.overrides;
+CREATE TRIGGER overrides_version AFTER INSERT OR UPDATE OR DELETE ON ${s}.overrides
+  FOR EACH ROW EXECUTE FUNCTION ${s}.bump_overrides_version();
+`;
+}

@@ -95,7 +95,7 @@ describeWithPostgres('migrations', () => {
         expect(run.stdout).toBe(`Schema "${schema}" is up to date.\n`);
       }
     }
-    expect(await appliedVersions(schema)).toEqual(['ledger:1', 'store:1']);
+    expect(await appliedVersions(schema)).toEqual(['ledger:1', 'store:1', 'store:2']);
     // A rerun is a no-op, and the store works.
     const store = new PostgresStore({ pool: admin!, schema });
     expect(await store.migrate()).toEqual({ schema, applied: [] });
@@ -125,7 +125,35 @@ describeWithPostgres('migrations', () => {
     const store = await new PostgresStore({ pool: admin!, schema }).migrate();
     expect(store.applied).toEqual([
       { component: 'store', version: 1, name: 'counters and reservations' },
+      { component: 'store', version: 2, name: 'overrides version' },
     ]);
+  }, 60_000);
+
+  it('upgrades a schema of the first release: its overrides are kept and versioned', async () => {
+    const schema = freshSchema('upgrade');
+    const store = new PostgresStore({ pool: admin!, schema });
+    await store.migrate();
+    // Back to what the first release left: store v1 only.
+    await admin!.query(`DROP TABLE "${schema}".overrides_version;
+      DROP FUNCTION "${schema}".bump_overrides_version() CASCADE;
+      DELETE FROM "${schema}".schema_migrations WHERE component = 'store' AND version = 2`);
+    const override = {
+      scope: 'user' as const,
+      id: 'u1',
+      resource: 'llm_tokens',
+      rules: [{ limit: 5, period: 'per_day' as const }],
+    };
+    await store.setOverride(override);
+    await expect(store.listVersionedOverrides()).rejects.toThrow();
+    expect((await store.migrate()).applied).toEqual([
+      { component: 'store', version: 2, name: 'overrides version' },
+    ]);
+    const listed = await store.listVersionedOverrides();
+    expect(listed.overrides).toEqual([override]);
+    await store.removeOverride(override);
+    const after = await store.listVersionedOverrides();
+    expect(after).toEqual({ version: expect.any(String), overrides: [] });
+    expect(after.version).not.toBe(listed.version);
   }, 60_000);
 
   it('explains bad command lines and failures with an exit code', async () => {

@@ -311,6 +311,43 @@ describeWithPostgres('PostgresStore', () => {
     }
   });
 
+  it('works on a schema of the longest name PostgreSQL takes, every statement its own', async () => {
+    // Prepared statements are named after the schema: cut at 63 bytes, they would share names.
+    const base = uniqueSchema('long');
+    const own = `${base}_${'x'.repeat(63 - base.length - 1)}`;
+    expect(own).toHaveLength(63);
+    const longStore = new PostgresStore({ pool: pool!, schema: own });
+    await longStore.migrate();
+    try {
+      const engine = createQuotaEngine({
+        store: longStore,
+        clock: () => NOW,
+        defaults: { llm_requests: { limit: 2, period: 'per_day' } },
+      });
+      const subject = { userId: 'long' };
+      expect((await engine.consume({ ...subject, amounts: { llm_requests: 1 } })).allowed).toBe(
+        true,
+      );
+      await engine.recordUsage({ ...subject, resource: 'llm_requests', amount: 1 });
+      expect(await engine.getQuotaStatus('llm_requests', subject)).toMatchObject({
+        used: 2,
+        status: 'at_limit',
+      });
+      await engine.setQuota({
+        scope: 'user',
+        id: 'long',
+        resource: 'llm_requests',
+        limit: 3,
+        period: 'per_day',
+      });
+      expect(
+        (await engine.consume({ ...subject, amounts: { llm_requests: 1 } })).results.llm_requests,
+      ).toMatchObject({ allowed: true, limit: 3, used: 3 });
+    } finally {
+      await dropSchema(pool!, own);
+    }
+  });
+
   it('says to migrate when the tables are missing', async () => {
     const missing = new PostgresStore({ pool: pool!, schema: uniqueSchema('missing') });
     const failure = missing.read({

@@ -549,8 +549,8 @@ export function describeStoreContract(
             limits,
             overridesVersion: before.version,
           };
-          for (const attempt of [store.consume(stale), store.read(stale)]) {
-            const error = await attempt.then(
+          for (const attempt of [() => store.consume(stale), () => store.read(stale)]) {
+            const error = await attempt().then(
               () => undefined,
               (failure: unknown) => failure,
             );
