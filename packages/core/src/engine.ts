@@ -580,8 +580,10 @@ export class QuotaEngine {
 
   /**
    * Sets a run-time quota for one user, agent, tenant or run, kept in the store so that
-   * every engine on it applies it (others within `overrideCacheTtlMs`). It replaces that
-   * scope's configured rules for the resource, for that id only.
+   * every engine on it applies it: from its next decision on, when the store is in-process
+   * or versions its overrides (MemoryStore, RedisStore unsharded, PostgresStore); else
+   * within `overrideCacheTtlMs`. It replaces that scope's configured rules for the resource,
+   * for that id only.
    *
    * @throws QuotaValidationError for a bad scope, id, resource or rule (nothing is stored).
    * @throws QuotaConfigError for a rule the store cannot enforce (one that crosses shards).
