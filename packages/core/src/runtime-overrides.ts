@@ -122,9 +122,13 @@ export class RuntimeOverrides {
     return this.#versioned ? this.#directory.version : undefined;
   }
 
-  /** The store said the overrides changed since they were listed: list them again. */
+  /**
+   * The store said the overrides changed since they were listed: list them again (and read
+   * no id from what was cached before either).
+   */
   forget(): void {
     this.#directory.forget();
+    this.#cache.clear();
   }
 
   /** From the cache alone: undefined unless every id of the subject is cached and fresh. */
