@@ -226,7 +226,7 @@ export class QuotaEngine {
         : await this.#read(plan, subject, now);
       if (values !== STALE)
         return evaluateResource(resourcePlan, this.#context(values, now, false));
-      this.#overrides.forget();
+      this.#overrides.forgetStale(version);
     }
   }
 
@@ -252,7 +252,7 @@ export class QuotaEngine {
           ? this.#readSync(this.#sync, plan, subject, now)
           : await this.#read(plan, subject, now);
         if (values === STALE) {
-          this.#overrides.forget();
+          this.#overrides.forgetStale(version);
           continue;
         }
         const decision = this.#decide(plan, this.#context(values, now, false), true);
@@ -357,7 +357,7 @@ export class QuotaEngine {
               : this.#admitted(plan, outcome.values, outcome.allowed, now);
         }
         if (decision !== STALE) return this.#consumed(traced, plan, subject, now, decision);
-        this.#overrides.forget();
+        this.#overrides.forgetStale(version);
       }
     } catch (error) {
       if (traced) this.#telemetry!.fail(traced, error);
@@ -420,9 +420,7 @@ export class QuotaEngine {
       let plan: OperationPlan;
       let decision: Decision | typeof STALE;
       let now: number;
-      let attempt = 0;
-      do {
-        if (attempt++ > 0) this.#overrides.forget();
+      for (let attempt = 1; ; attempt++) {
         let runtime = this.#overrides.peek(subject);
         if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
         const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
@@ -432,7 +430,9 @@ export class QuotaEngine {
         decision = this.#sync
           ? this.#admitSync(this.#sync, plan, subject, now, hold)
           : await this.#admit(plan, subject, now, hold);
-      } while (decision === STALE);
+        if (decision !== STALE) break;
+        this.#overrides.forgetStale(version);
+      }
       this.#observe(traced, decision, subject, now);
       const reserved = new Map<string, number>();
       for (const resourcePlan of plan.resources) {
@@ -495,9 +495,7 @@ export class QuotaEngine {
     let plan: OperationPlan;
     let values: readonly number[] | null | typeof STALE;
     let now: number;
-    let attempt = 0;
-    do {
-      if (attempt++ > 0) this.#overrides.forget();
+    for (let attempt = 1; ; attempt++) {
       let runtime = this.#overrides.peek(cleanSubject);
       if (runtime === undefined) runtime = await this.#overrides.forSubject(cleanSubject);
       const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
@@ -510,7 +508,9 @@ export class QuotaEngine {
       values = this.#sync
         ? this.#readSync(this.#sync, plan, cleanSubject, now)
         : await this.#read(plan, cleanSubject, now);
-    } while (values === STALE);
+      if (values !== STALE) break;
+      this.#overrides.forgetStale(version);
+    }
     const context = this.#context(values, now, false);
     const quotas: Record<string, QuotaStatusReport> = {};
     for (const resourcePlan of plan.resources) {

@@ -96,9 +96,20 @@ export class OverrideDirectory {
   }
 
   /**
-   * Drops the listing, so that the next lookup lists again (after this engine's own change,
-   * or when the store said the overrides changed).
+   * The store said that the listing at `version` is out of date: drops it, unless it has been
+   * replaced already (by a listing begun after an earlier call of this). Many calls in
+   * flight learn it at once; only the first drops anything, so that they share one new
+   * listing rather than throw away each other's.
+   *
+   * @returns whether the listing was dropped.
    */
+  forgetStale(version: string): boolean {
+    if (this.#byId === undefined || this.#version !== version) return false;
+    this.forget();
+    return true;
+  }
+
+  /** Drops the listing, so that the next lookup lists again (after this engine's own change). */
   forget(): void {
     this.#byId = undefined;
     this.#version = undefined;

@@ -123,12 +123,11 @@ export class RuntimeOverrides {
   }
 
   /**
-   * The store said the overrides changed since they were listed: list them again (and read
-   * no id from what was cached before either).
+   * The store said the overrides changed since the listing at `version`: list them again
+   * (and read no id from what was cached before either), unless that is under way already.
    */
-  forget(): void {
-    this.#directory.forget();
-    this.#cache.clear();
+  forgetStale(version: string | undefined): void {
+    if (version !== undefined && this.#directory.forgetStale(version)) this.#cache.clear();
   }
 
   /** From the cache alone: undefined unless every id of the subject is cached and fresh. */

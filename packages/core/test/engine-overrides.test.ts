@@ -147,6 +147,38 @@ describe('run-time overrides', () => {
     });
   });
 
+  it('are listed again once, not once per decision, when many in flight learn of a change', async () => {
+    const memory = new MemoryStore();
+    const store = asyncView(memory);
+    const calls = { listings: 0, lookups: 0 };
+    store.listVersionedOverrides = () => {
+      calls.listings += 1;
+      return memory.listVersionedOverrides();
+    };
+    store.getOverrides = (request) => {
+      calls.lookups += 1;
+      return memory.getOverrides(request);
+    };
+    const writer = createQuotaEngine({ store, defaults });
+    const reader = createQuotaEngine({ store, defaults });
+    await reader.consume({ userId: 'u', amounts: { llm_tokens: 1 } });
+    await writer.setQuota({
+      scope: 'user',
+      id: 'u',
+      resource: 'llm_tokens',
+      limit: 20,
+      period: 'per_day',
+    });
+    const listingsBefore = calls.listings;
+    const decisions = await Promise.all(
+      Array.from({ length: 50 }, () => reader.consume({ userId: 'u', amounts: { llm_tokens: 1 } })),
+    );
+    expect(decisions.filter((decision) => decision.allowed)).toHaveLength(19);
+    expect(decisions.every((decision) => decision.results.llm_tokens!.limit === 20)).toBe(true);
+    expect(calls.listings - listingsBefore).toBe(1);
+    expect(calls.lookups).toBe(0);
+  });
+
   it('decide with no version check after the overrides change under two attempts', async () => {
     const memory = new MemoryStore();
     const store = asyncView(memory);
