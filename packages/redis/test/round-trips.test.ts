@@ -102,4 +102,34 @@ describeWithRedis('RedisStore round trips', () => {
       true,
     );
   });
+
+  it("applies another instance's setQuota at the next decision, for two more round trips once", async () => {
+    const otherClient = connect();
+    try {
+      const other = createQuotaEngine({
+        store: new RedisStore({ client: otherClient, prefix, timeoutMs: 5_000 }),
+        defaults: { llm_tokens: { limit: HUGE, period: 'per_day' } },
+      });
+      const subject = { userId: 'moved' };
+      await engine.consume({ ...subject, amounts: { llm_tokens: 5 } });
+      await other.setQuota({
+        scope: 'user',
+        id: 'moved',
+        resource: 'llm_tokens',
+        limit: 8,
+        period: 'per_day',
+      });
+      const commands = countCommands(client);
+      const refused = await engine.consume({ ...subject, amounts: { llm_tokens: 5 } });
+      expect(refused.results.llm_tokens).toMatchObject({ allowed: false, limit: 8, used: 5 });
+      // The consume the script turned away, the listing, the consume again.
+      expect(Object.fromEntries(commands.counts)).toEqual({ evalsha: 3 });
+      const admitted = await engine.consume({ ...subject, amounts: { llm_tokens: 3 } });
+      expect(admitted.results.llm_tokens).toMatchObject({ allowed: true, limit: 8, used: 8 });
+      expect(Object.fromEntries(commands.counts)).toEqual({ evalsha: 4 });
+      await other.removeQuota({ scope: 'user', id: 'moved', resource: 'llm_tokens' });
+    } finally {
+      await otherClient.quit();
+    }
+  });
 });
