@@ -117,7 +117,12 @@ export class RedisStore implements QuotaStore {
     insurance: QuotaStore,
     request: StoreConsumeRequest,
   ): Promise<StoreConsumeResult> => {
-    const outcome = await insurance.consume(request);
+    // The insurance store keeps no overrides of Redis's: there is no version of them to check.
+    const outcome = await insurance.consume(
+      request.overridesVersion === undefined
+        ? request
+        : { ...request, overridesVersion: undefined },
+    );
     const { hold, now } = request;
     if (hold !== undefined && outcome.allowed) this.#insure(hold.id, now + hold.ttlMs, now);
     return outcome;
@@ -585,7 +590,10 @@ function consumeOneOutcome(reply: unknown): StoreConsumeResult {
 }
 
 function readInsured(insurance: QuotaStore, request: StoreReadRequest): Promise<StoreReadResult> {
-  return insurance.read(request);
+  // As for a consume: no version of Redis's overrides to check there.
+  return insurance.read(
+    request.overridesVersion === undefined ? request : { ...request, overridesVersion: undefined },
+  );
 }
 
 function recordInsured(

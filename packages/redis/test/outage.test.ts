@@ -162,6 +162,9 @@ describe.skipIf(!canStartRedis && process.env.QUOTAKIT_REQUIRE_SERVICES !== '1')
         store: new RedisStore({ client, prefix: 'insured', timeoutMs: TIMEOUT_MS, insurance }),
         defaults: { ...defaults, llm_tokens: { limit: 100, period: 'per_day' } },
       });
+      // Listed while Redis is up: decisions then name Redis's overrides version, which the
+      // insurance store has no counterpart of.
+      await engine.consume({ userId: 'before', amounts: { llm_requests: 1 } });
       await down();
       const allowed: boolean[] = [];
       for (let i = 0; i < 6; i++) {
