@@ -151,7 +151,6 @@ export const DEFAULT_ESTIMATION_RULES: readonly EstimationRule[] = freezeRules([
     name: 'files',
     keywords: [
       'file',
-      'read',
       'write',
       'save',
       'upload',
@@ -169,6 +168,8 @@ export const DEFAULT_ESTIMATION_RULES: readonly EstimationRule[] = freezeRules([
       'загрузи',
       'выгрузи',
     ],
+    // 'read' as a stem would match ready, readily, readable.
+    wholeWords: ['read', 'reads', 'reading', 'readme'],
     amounts: { file_operations: 3 },
   },
   {

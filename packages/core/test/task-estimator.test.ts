@@ -95,6 +95,9 @@ describe('default keyword table', () => {
     // 'бд' (database) as a stem would match бдительный (vigilant).
     expect(byKeywords({ description: 'Будь бдительным' })).toEqual(expected([]));
     expect(byKeywords({ description: 'Сколько строк в бд?' })).toEqual(expected(['database']));
+    // 'read' likewise: ready is not a file read, reading is.
+    expect(byKeywords({ description: 'Get ready, readily' })).toEqual(expected([]));
+    expect(byKeywords({ description: 'Keep reading the README' })).toEqual(expected(['files']));
   });
 
   it('counts a rule once per task, however often its keywords occur', () => {
