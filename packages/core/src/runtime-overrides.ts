@@ -56,9 +56,9 @@ type SyncOverrideStore = QuotaStore & {
  * whole (one call, while it holds at most 10,000 overrides; see {@link OverrideDirectory}) or
  * else read once per id, and what was read is trusted for `cacheTtlMs` (by the engine's
  * clock), so another instance's change shows within that time and this instance's own
- * changes show at once. A store that versions its overrides (`listVersionedOverrides`) checks
- * the listing's version with every read and consume, so that there another instance's change
- * shows at the next decision as well.
+ * changes show at once. With a store that versions its overrides (`listVersionedOverrides`),
+ * every read and consume names the listing's version and the store checks it, so that another
+ * instance's change shows at the next decision as well.
  */
 export class RuntimeOverrides {
   readonly #options: RuntimeOverridesOptions;
