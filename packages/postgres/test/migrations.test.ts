@@ -145,6 +145,16 @@ describeWithPostgres('migrations', () => {
     };
     await store.setOverride(override);
     await expect(store.listVersionedOverrides()).rejects.toThrow();
+    // Not migrated yet: decisions still count, and still apply the override.
+    const errors: unknown[] = [];
+    const engine = createQuotaEngine({
+      store,
+      defaults: { llm_tokens: { limit: 100, period: 'per_day' } },
+      onError: (error) => errors.push(error),
+    });
+    const decision = await engine.consume({ userId: 'u1', amounts: { llm_tokens: 3 } });
+    expect(decision.results.llm_tokens).toMatchObject({ allowed: true, limit: 5, used: 3 });
+    expect(String(errors[0])).toContain('migrate');
     expect((await store.migrate()).applied).toEqual([
       { component: 'store', version: 2, name: 'overrides version' },
     ]);
