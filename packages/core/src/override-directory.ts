@@ -50,6 +50,8 @@ export class OverrideDirectory {
   peek(subject: Subject, now: number): readonly StoredOverride[] | undefined {
     const byId = this.#byId;
     if (byId === undefined || now - this.#listedAt >= this.#ttlMs) return undefined;
+    // Most stores hold no override at all: no key to build for each of the subject's ids.
+    if (byId.size === 0) return NONE;
     let found: readonly StoredOverride[] = NONE;
     for (const [scope, field] of SUBJECT_SCOPES) {
       const id = subject[field];
