@@ -67,8 +67,9 @@ export interface QuotaEngineOptions {
    * before reading again (an in-process store is always read directly). While the store holds
    * at most 10,000 overrides the engine lists them all in one call, once per this time, for
    * every subject; past that it reads them id by id. `0` reads id by id on every call. With a
-   * store that versions its overrides (`listVersionedOverrides`), each decision also checks
-   * the listing's version, so another engine's change shows at once even within this time.
+   * store that versions its overrides (`listVersionedOverrides`), each decision that reads or
+   * writes a counter also checks the listing's version, so another engine's change shows at
+   * once even within this time.
    * Defaults to `5_000` ms.
    */
   overrideCacheTtlMs?: number;

@@ -213,7 +213,10 @@ export class QuotaEngine {
     const subject = toSubject(request);
     for (let attempt = 1; ; attempt++) {
       let runtime = this.#overrides.peek(subject);
-      if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+      if (runtime === undefined) {
+        // Peeked again once the lookup is done, in this same turn as the version read next.
+        runtime = this.#overrides.settledLookup(subject, await this.#overrides.forSubject(subject));
+      }
       const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
       const resource = validateResource(resourceName, this.#rules, runtime);
       const checked = validateAmount(resource, amount, false);
@@ -243,7 +246,13 @@ export class QuotaEngine {
       const subject = toSubject(request);
       for (let attempt = 1; ; attempt++) {
         let runtime = this.#overrides.peek(subject);
-        if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+        if (runtime === undefined) {
+          // Peeked again once the lookup is done, in this same turn as the version read next.
+          runtime = this.#overrides.settledLookup(
+            subject,
+            await this.#overrides.forSubject(subject),
+          );
+        }
         const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
         const now = this.#clock();
         const plan = this.#plan(request.amounts, subject, now, false, runtime);
@@ -330,7 +339,13 @@ export class QuotaEngine {
       const subject = toSubject(request);
       for (let attempt = 1; ; attempt++) {
         let runtime = this.#overrides.peek(subject);
-        if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+        if (runtime === undefined) {
+          // Peeked again once the lookup is done, in this same turn as the version read next.
+          runtime = this.#overrides.settledLookup(
+            subject,
+            await this.#overrides.forSubject(subject),
+          );
+        }
         const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
         const now = this.#clock();
         const plan = this.#plan(request.amounts, subject, now, true, runtime);
@@ -348,7 +363,7 @@ export class QuotaEngine {
           } catch (error) {
             // Otherwise the decision says `unknown` and follows failureMode; telemetry shows
             // the failure.
-            stale = isStaleOverridesError(error);
+            stale = isStaleOverridesError(error) && version !== undefined;
           }
           decision = stale
             ? STALE
@@ -422,7 +437,13 @@ export class QuotaEngine {
       let now: number;
       for (let attempt = 1; ; attempt++) {
         let runtime = this.#overrides.peek(subject);
-        if (runtime === undefined) runtime = await this.#overrides.forSubject(subject);
+        if (runtime === undefined) {
+          // Peeked again once the lookup is done, in this same turn as the version read next.
+          runtime = this.#overrides.settledLookup(
+            subject,
+            await this.#overrides.forSubject(subject),
+          );
+        }
         const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
         now = this.#clock();
         plan = this.#plan(request.amounts, subject, now, true, runtime);
@@ -497,7 +518,13 @@ export class QuotaEngine {
     let now: number;
     for (let attempt = 1; ; attempt++) {
       let runtime = this.#overrides.peek(cleanSubject);
-      if (runtime === undefined) runtime = await this.#overrides.forSubject(cleanSubject);
+      if (runtime === undefined) {
+        // Peeked again once the lookup is done, in this same turn as the version read next.
+        runtime = this.#overrides.settledLookup(
+          cleanSubject,
+          await this.#overrides.forSubject(cleanSubject),
+        );
+      }
       const version = attempt <= CHECKED_ATTEMPTS ? this.#overrides.version : undefined;
       now = this.#clock();
       plan = this.#planner.begin();
@@ -581,9 +608,9 @@ export class QuotaEngine {
   /**
    * Sets a run-time quota for one user, agent, tenant or run, kept in the store so that
    * every engine on it applies it: from its next decision on, when the store is in-process
-   * or versions its overrides (MemoryStore, RedisStore unsharded, PostgresStore); else
-   * within `overrideCacheTtlMs`. It replaces that scope's configured rules for the resource,
-   * for that id only.
+   * or versions its overrides (MemoryStore, RedisStore unsharded, PostgresStore), else (and
+   * for a decision that touches no counter) within `overrideCacheTtlMs`. It replaces that
+   * scope's configured rules for the resource, for that id only.
    *
    * @throws QuotaValidationError for a bad scope, id, resource or rule (nothing is stored).
    * @throws QuotaConfigError for a rule the store cannot enforce (one that crosses shards).
@@ -746,7 +773,7 @@ export class QuotaEngine {
         values = outcome.values;
         allowed = outcome.allowed;
       } catch (error) {
-        if (isStaleOverridesError(error)) return STALE;
+        if (isStaleOverridesError(error) && plan.overridesVersion !== undefined) return STALE;
         // The decision says `unknown` and follows failureMode; telemetry shows the failure.
         values = null;
         allowed = this.#allowedWhenUnknown;
@@ -1017,7 +1044,9 @@ export class QuotaEngine {
         : await this.#bounded(plan, this.#store.read(request));
       return outcome.values;
     } catch (error) {
-      return isStaleOverridesError(error) ? STALE : null;
+      // Only a version that was sent can be stale: a store that says so of an unchecked read
+      // has failed (and a decision cannot be retried for ever).
+      return isStaleOverridesError(error) && plan.overridesVersion !== undefined ? STALE : null;
     }
   }
 

@@ -183,6 +183,12 @@ export class QuotaStoreError extends QuotaError {
  * treats it as a failed call.
  */
 export class StaleOverridesError extends QuotaStoreError {
+  /**
+   * Marks the error for {@link isStaleOverridesError} across copies of the package: a
+   * property, which minifiers keep, where a bundle may rename the class.
+   */
+  readonly staleOverrides = true;
+
   constructor(message = 'The run-time quotas changed since they were read: nothing was applied') {
     super(message);
   }
@@ -195,6 +201,6 @@ export class StaleOverridesError extends QuotaStoreError {
 export function isStaleOverridesError(error: unknown): boolean {
   return (
     error instanceof StaleOverridesError ||
-    (isQuotaError(error) && (error as Error).name === 'StaleOverridesError')
+    (isQuotaError(error) && (error as { staleOverrides?: unknown }).staleOverrides === true)
   );
 }

@@ -21,6 +21,8 @@ export class OverrideDirectory {
   #byId: Map<string, StoredOverride[]> | undefined;
   /** The store's version of the listing in #byId, when the store versions its overrides. */
   #version: string | undefined;
+  /** The last version the store said is out of date (see {@link forgetStale}). */
+  #staleVersion: string | undefined;
   #listedAt = Number.NEGATIVE_INFINITY;
   #listing: Promise<void> | undefined;
   /** When (`performance.now()`) the listing in progress began. */
@@ -99,16 +101,17 @@ export class OverrideDirectory {
 
   /**
    * The store said that the listing at `version` is out of date: drops it, unless it has been
-   * replaced already (by a listing begun after an earlier call of this). Many calls in
-   * flight learn it at once; only the first drops anything, so that they share one new
-   * listing rather than throw away each other's.
-   *
-   * @returns whether the listing was dropped.
+   * replaced already, and remembers the version, so that a listing under way that still comes
+   * back with it is made again rather than installed. Many calls in flight learn it at once:
+   * they share one new listing rather than throw away each other's (no `forget`, whose
+   * listings under way are discarded and their callers left to per-id reads).
    */
-  forgetStale(version: string): boolean {
-    if (this.#byId === undefined || this.#version !== version) return false;
-    this.forget();
-    return true;
+  forgetStale(version: string): void {
+    this.#staleVersion = version;
+    if (this.#byId !== undefined && this.#version === version) {
+      this.#byId = undefined;
+      this.#version = undefined;
+    }
   }
 
   /** Drops the listing, so that the next lookup lists again (after this engine's own change). */
@@ -120,7 +123,12 @@ export class OverrideDirectory {
 
   async #relist(now: number): Promise<void> {
     const generation = this.#generation;
-    const { overrides: all, version } = await this.#list();
+    let listed = await this.#list();
+    // Begun before the store said this version is out of date: list once more.
+    if (listed.version !== undefined && listed.version === this.#staleVersion) {
+      listed = await this.#list();
+    }
+    const { overrides: all, version } = listed;
     // Begun before this engine changed an override: it may miss the change.
     if (generation !== this.#generation) return;
     if (all.length > MAX_DIRECTORY_SIZE) {

@@ -75,6 +75,8 @@ export class RuntimeOverrides {
   readonly #directory: OverrideDirectory;
   /** The store versions its overrides and the directory is on: decisions name the version. */
   readonly #versioned: boolean;
+  /** See {@link version}. */
+  #peekedVersion: string | undefined;
 
   constructor(options: RuntimeOverridesOptions) {
     this.#options = options;
@@ -104,22 +106,38 @@ export class RuntimeOverrides {
    * ask.
    */
   peek(subject: Subject): RuntimeRules | null | undefined {
+    this.#peekedVersion = undefined;
     if (this.#sync !== undefined) return this.forSubjectSync(subject);
     // A versioned store's hint would leave the decision without a version to check.
     if (!this.#versioned && this.#options.store.hasNoOverrides?.() === true) return null;
     const now = this.#options.clock();
     const listed = this.#directory.peek(subject, now);
-    if (listed !== undefined) return this.#index(listed);
+    if (listed !== undefined) {
+      if (this.#versioned) this.#peekedVersion = this.#directory.version;
+      return this.#index(listed);
+    }
     return this.#cached(subject, now);
   }
 
   /**
-   * The version of the overrides behind the last {@link peek} or {@link forSubject} answer,
-   * when the store versions them and the answer came from its listing; undefined otherwise
-   * (nothing to check). Read in the same turn as the answer.
+   * The version of the listing behind the last {@link peek} answer, when the store versions
+   * its overrides and the answer came from its listing; undefined otherwise (per-id reads
+   * carry no version: nothing to check). Read in the same turn as that answer: a decision
+   * that had to wait for {@link forSubject} peeks again after it, so that the rules and the
+   * version it names come from one listing.
    */
   get version(): string | undefined {
-    return this.#versioned ? this.#directory.version : undefined;
+    return this.#peekedVersion;
+  }
+
+  /**
+   * A decision's rules once {@link forSubject} has answered: the listing's, by {@link peek},
+   * when one is in place by now (so that {@link version} names the listing they come from),
+   * else `fetched` (no version). Call it in the turn the lookup resumes in.
+   */
+  settledLookup(subject: Subject, fetched: RuntimeRules | null): RuntimeRules | null {
+    const listed = this.peek(subject);
+    return listed === undefined ? fetched : listed;
   }
 
   /**
@@ -127,7 +145,9 @@ export class RuntimeOverrides {
    * (and read no id from what was cached before either), unless that is under way already.
    */
   forgetStale(version: string | undefined): void {
-    if (version !== undefined && this.#directory.forgetStale(version)) this.#cache.clear();
+    if (version === undefined) return;
+    this.#directory.forgetStale(version);
+    this.#cache.clear();
   }
 
   /** From the cache alone: undefined unless every id of the subject is cached and fresh. */

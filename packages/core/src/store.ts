@@ -56,8 +56,11 @@ export interface StoreRuleBoundRequest {
 
 /** Every run-time override of a store and the version they are at ({@link QuotaStore.listVersionedOverrides}). */
 export interface VersionedOverrides {
-  /** Changes with every write of an override; opaque. */
-  readonly version: string;
+  /**
+   * Changes with every write of an override; opaque. Undefined when this listing cannot be
+   * checked (a PostgreSQL schema not yet migrated): decisions then name no version.
+   */
+  readonly version: string | undefined;
   readonly overrides: readonly StoredOverride[];
 }
 

@@ -179,6 +179,54 @@ describe('run-time overrides', () => {
     expect(calls.lookups).toBe(0);
   });
 
+  it('name the version of the listing their rules come from, not a newer one', async () => {
+    const memory = new MemoryStore();
+    const store = asyncView(memory);
+    let listings = 0;
+    // The first listing is refused at once: the engine reads the subject's ids instead.
+    store.listVersionedOverrides = () =>
+      listings++ === 0
+        ? Promise.reject(new Error('cannot list now'))
+        : memory.listVersionedOverrides();
+    let releaseLookup!: () => void;
+    const lookupHeld = new Promise<void>((resolve) => (releaseLookup = resolve));
+    store.getOverrides = (request) => {
+      const before = memory.getOverrides(request); // read now, answered later
+      return lookupHeld.then(() => before);
+    };
+    const engine = createQuotaEngine({ store, defaults, onError: () => {} });
+    const writer = createQuotaEngine({ store, defaults });
+    const pending = engine.consume({ userId: 'u', amounts: { llm_tokens: 60 } });
+    await new Promise((resolve) => setImmediate(resolve));
+    // Meanwhile another engine sets a quota, and a listing that has it is installed.
+    await writer.setQuota({
+      scope: 'user',
+      id: 'u',
+      resource: 'llm_tokens',
+      limit: 50,
+      period: 'per_day',
+    });
+    await engine.consume({ userId: 'w', amounts: { llm_tokens: 1 } });
+    releaseLookup();
+    // The held read of u's ids predates the quota: decided with it, the consume named the
+    // newer listing's version and was admitted under the default 1000.
+    expect((await pending).results.llm_tokens).toMatchObject({ allowed: false, limit: 50 });
+  });
+
+  it('do not retry for ever a store that calls even an unchecked read stale', async () => {
+    const memory = new MemoryStore();
+    const store = asyncView(memory);
+    let consumes = 0;
+    store.consume = () => {
+      consumes += 1;
+      return Promise.reject(new StaleOverridesError());
+    };
+    const engine = createQuotaEngine({ store, defaults, failureMode: 'closed' });
+    const decision = await engine.consume({ userId: 'u', amounts: { llm_tokens: 1 } });
+    expect(decision.results.llm_tokens).toMatchObject({ status: 'unknown', allowed: false });
+    expect(consumes).toBe(3);
+  });
+
   it('decide with no version check after the overrides change under two attempts', async () => {
     const memory = new MemoryStore();
     const store = asyncView(memory);

@@ -2,11 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { checkResult } from '../src/check-result.js';
 import {
   isQuotaError,
+  isStaleOverridesError,
   QuotaError,
   QuotaExceededError,
   QuotaStoreError,
   QuotaValidationError,
   quotaExceededErrorAs,
+  StaleOverridesError,
 } from '../src/errors.js';
 
 /** An SDK's base error, as the openai and Anthropic SDKs declare theirs. */
@@ -52,5 +54,22 @@ describe('QuotaExceededError re-made as an SDK error', () => {
     });
     expect(foreign).toBeInstanceOf(QuotaExceededError);
     expect(foreign).toBeInstanceOf(QuotaError);
+  });
+});
+
+describe('StaleOverridesError', () => {
+  it('is recognised by its mark, whatever a bundle named its class', () => {
+    expect(isStaleOverridesError(new StaleOverridesError())).toBe(true);
+    expect(new StaleOverridesError()).toBeInstanceOf(QuotaStoreError);
+    // Another copy of the package, minified: a class of another name, the same mark.
+    class o extends QuotaStoreError {
+      readonly staleOverrides = true;
+    }
+    expect(isStaleOverridesError(new o('stale'))).toBe(true);
+    // A store failure is not one, even named like it.
+    const named = new QuotaStoreError('down');
+    named.name = 'StaleOverridesError';
+    expect(isStaleOverridesError(named)).toBe(false);
+    expect(isStaleOverridesError({ staleOverrides: true })).toBe(false);
   });
 });

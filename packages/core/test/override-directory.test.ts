@@ -68,6 +68,28 @@ describe('OverrideDirectory', () => {
     expect(directory.version).toBe('42');
   });
 
+  it('keeps a listing under way when told the last one is stale, unless it is that one', async () => {
+    const { list, pending } = manualListing();
+    const directory = new OverrideDirectory(list, 5_000, () => {});
+    const first = directory.lookup({ userId: 'a' }, 0);
+    pending.shift()!([], '1');
+    await first;
+    // Expired: listed again; a decision's store call says '1' is stale meanwhile.
+    const second = directory.lookup({ userId: 'a' }, 5_000);
+    directory.forgetStale('1');
+    pending.shift()!([override('a', 2)], '2');
+    expect(await second).toEqual([override('a', 2)]); // installed, not thrown away
+    expect(directory.version).toBe('2');
+    // A listing that comes back at the version just said to be stale is made again.
+    const third = directory.lookup({ userId: 'a' }, 10_000);
+    directory.forgetStale('2');
+    pending.shift()!([override('a', 2)], '2');
+    await Promise.resolve();
+    pending.shift()!([override('a', 3)], '3');
+    expect(await third).toEqual([override('a', 3)]);
+    expect(directory.version).toBe('3');
+  });
+
   it('rejects after reporting a failed listing, and lists again next time', async () => {
     const errors: unknown[] = [];
     let fail = true;

@@ -19,6 +19,7 @@ import type {
   VersionedOverrides,
 } from '@quotakit/core';
 import { StaleOverridesError } from '@quotakit/core';
+import type { QueryResult } from 'pg';
 import { type MigrationResult, migrate, quoteIdentifier } from './migrations.js';
 import type { PgPool } from './pg-pool.js';
 import { PostgresLedger } from './postgres-ledger.js';
@@ -119,6 +120,8 @@ export class PostgresStore implements QuotaStore {
   #noOverridesSeenAt = Number.NEGATIVE_INFINITY;
   /** Bumped by every override write: lookups sent before it say nothing current. */
   #overrideEpoch = 0;
+  /** Said once that the schema predates the overrides version (migration 2). */
+  #warnedUnversioned = false;
   #operations = 0;
   #cleaning: Promise<void> | undefined;
 
@@ -340,9 +343,22 @@ export class PostgresStore implements QuotaStore {
    * overrides as they stand. Needs the schema's migration 2 (`migrate()`).
    */
   async listVersionedOverrides(): Promise<VersionedOverrides> {
-    const result = await this.#runner.query<
+    let result: QueryResult<
       { version: string } & { [K in keyof OverrideRow]: OverrideRow[K] | null }
-    >(this.#statements.listVersionedOverrides, []);
+    >;
+    try {
+      result = await this.#runner.query(this.#statements.listVersionedOverrides, []);
+    } catch (error) {
+      if (!lacksTable(error)) throw error;
+      // A schema from before migration 2: the overrides, with no version to check (engines
+      // see another's change within their overrideCacheTtlMs, as before), and a word to
+      // migrate, once.
+      if (!this.#warnedUnversioned) {
+        this.#warnedUnversioned = true;
+        console.warn(`[quotakit/postgres] ${(error as Error).message}`);
+      }
+      return { version: undefined, overrides: await this.listOverrides({}) };
+    }
     const overrides: StoredOverride[] = [];
     for (const row of result.rows) {
       if (row.scope !== null) overrides.push(toOverride(row as OverrideRow));
@@ -498,6 +514,11 @@ function statements(schema: string, prepared: boolean) {
     ),
     listOverrides: `SELECT scope, id, resource, rules::text AS rules FROM ${s}.overrides`,
   };
+}
+
+/** A table of the schema is missing (PostgreSQL's undefined_table): a migration not run. */
+function lacksTable(error: unknown): boolean {
+  return (error as { cause?: { code?: unknown } } | null)?.cause?.code === '42P01';
 }
 
 /** The values of a checked statement: null when the overrides had moved on. */

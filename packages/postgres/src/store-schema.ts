@@ -341,7 +341,7 @@ $fn$;
 
 /**
  * Version 2: the overrides' version, one row bumped by a trigger on every override written
- * (set, replaced or removed; a removal of nothing changes nothing), so that a read or consume
+ * (set, replaced, removed or truncated; a removal of nothing changes nothing), so that a read or consume
  * can check in the same statement that the engine planned with the overrides as they stand.
  */
 export function storeSchemaV2(s: string): string {
@@ -363,5 +363,9 @@ $fn$;
 DROP TRIGGER IF EXISTS overrides_version ON ${s}.overrides;
 CREATE TRIGGER overrides_version AFTER INSERT OR UPDATE OR DELETE ON ${s}.overrides
   FOR EACH ROW EXECUTE FUNCTION ${s}.bump_overrides_version();
+-- TRUNCATE fires no row trigger.
+DROP TRIGGER IF EXISTS overrides_version_truncate ON ${s}.overrides;
+CREATE TRIGGER overrides_version_truncate AFTER TRUNCATE ON ${s}.overrides
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}.bump_overrides_version();
 `;
 }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { createQuotaEngine } from '@quotakit/core';
 import { PostgresLedger, PostgresStore } from '@quotakit/postgres';
 import type pg from 'pg';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import {
   createPool,
   DATABASE_URL,
@@ -144,17 +144,31 @@ describeWithPostgres('migrations', () => {
       rules: [{ limit: 5, period: 'per_day' as const }],
     };
     await store.setOverride(override);
-    await expect(store.listVersionedOverrides()).rejects.toThrow();
-    // Not migrated yet: decisions still count, and still apply the override.
-    const errors: unknown[] = [];
-    const engine = createQuotaEngine({
-      store,
-      defaults: { llm_tokens: { limit: 100, period: 'per_day' } },
-      onError: (error) => errors.push(error),
-    });
-    const decision = await engine.consume({ userId: 'u1', amounts: { llm_tokens: 3 } });
-    expect(decision.results.llm_tokens).toMatchObject({ allowed: true, limit: 5, used: 3 });
-    expect(String(errors[0])).toContain('migrate');
+    // Not migrated yet: listed without a version (said once), and decisions still count and
+    // still apply the override, with no error and no lookup per subject.
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      expect(await store.listVersionedOverrides()).toEqual({
+        version: undefined,
+        overrides: [override],
+      });
+      const errors: unknown[] = [];
+      const engine = createQuotaEngine({
+        store,
+        defaults: { llm_tokens: { limit: 100, period: 'per_day' } },
+        onError: (error) => errors.push(error),
+      });
+      for (const userId of ['u1', 'u2', 'u3']) {
+        const decision = await engine.consume({ userId, amounts: { llm_tokens: 3 } });
+        expect(decision.results.llm_tokens).toMatchObject({ allowed: true, used: 3 });
+      }
+      expect((await engine.checkQuota({ userId: 'u1', resource: 'llm_tokens' })).limit).toBe(5);
+      expect(errors).toEqual([]);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]![0])).toContain('migrate');
+    } finally {
+      warn.mockRestore();
+    }
     expect((await store.migrate()).applied).toEqual([
       { component: 'store', version: 2, name: 'overrides version' },
     ]);
@@ -164,6 +178,13 @@ describeWithPostgres('migrations', () => {
     const after = await store.listVersionedOverrides();
     expect(after).toEqual({ version: expect.any(String), overrides: [] });
     expect(after.version).not.toBe(listed.version);
+    // Even a TRUNCATE, which fires no row trigger, changes the version.
+    await store.setOverride(override);
+    const filled = await store.listVersionedOverrides();
+    await admin!.query(`TRUNCATE "${schema}".overrides`);
+    const truncated = await store.listVersionedOverrides();
+    expect(truncated.overrides).toEqual([]);
+    expect(truncated.version).not.toBe(filled.version);
   }, 60_000);
 
   it('explains bad command lines and failures with an exit code', async () => {
